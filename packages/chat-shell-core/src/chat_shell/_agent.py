@@ -1,0 +1,394 @@
+"""The agent loop: history + input → model → tools → model … until an answer or a limit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import ChatShellError, ModelError, ToolError, UserError
+from ._events import EventType, Usage
+from ._messages import Message, ToolCall, validate_session_id
+from ._model_backend import (
+    ModelBackend,
+    ModelRequest,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallPart,
+    UsagePart,
+)
+from ._model_router import ModelSpec
+from ._run import AgentRun, RunState
+from ._storage import HistoryStorage
+from ._tools import ApprovalCallback, Tool
+
+__all__ = ["ChatAgent", "ModelChoice", "RunPlan"]
+
+logger = logging.getLogger("chat_shell")
+
+_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """A model to try: its spec and the backend that calls it."""
+
+    spec: ModelSpec
+    backend: ModelBackend
+
+
+@dataclass(slots=True)
+class RunPlan:
+    """Everything one run needs, resolved and validated before it starts."""
+
+    session_id: str
+    new_messages: list[Message]
+    models: list[ModelChoice]
+    tools: dict[str, Tool] = field(default_factory=dict)
+    context: list[Message] = field(default_factory=list)
+    system_prompt: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_iterations: int = 10
+    tool_timeout: float = 30.0
+    run_timeout: float | None = 600.0
+    token_budget: int | None = None
+    retries: int = 2
+    store: bool = True
+    owner: str | None = None
+    approve: ApprovalCallback | None = None
+
+
+@dataclass(slots=True)
+class _Step:
+    """What one model call produced so far (kept for storing a partial answer)."""
+
+    model: str
+    started: float = field(default_factory=time.perf_counter)
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    tool_calls: list[ToolCallPart] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    first_token: float | None = None
+
+    def message(self, status: str) -> Message:
+        calls = [ToolCall(id=c.id, name=c.name, arguments=_parse_arguments(c.arguments)[0])
+                 for c in self.tool_calls]
+        metadata: dict[str, Any] = {
+            "model": self.model,
+            "status": status,
+            "latency_ms": round((time.perf_counter() - self.started) * 1000, 1),
+        }
+        if self.usage:
+            metadata["usage"] = dict(self.usage)
+        if self.first_token is not None:
+            metadata["ttft_ms"] = round((self.first_token - self.started) * 1000, 1)
+        if self.reasoning:
+            metadata["reasoning"] = "".join(self.reasoning)
+        return Message(
+            role="assistant",
+            content="".join(self.text) or None,
+            tool_calls=calls or None,
+            metadata=metadata,
+        )
+
+
+def _parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
+    """The arguments object and, if the JSON is unusable, why."""
+    if not raw.strip():
+        return {}, None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        return {}, f"arguments are not valid JSON ({exc.msg} at position {exc.pos})"
+    if not isinstance(value, dict):
+        return {}, "arguments must be a JSON object"
+    return value, None
+
+
+def _add_usage(total: Usage, usage: dict[str, int]) -> None:
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        if key in usage:
+            total[key] = total.get(key, 0) + usage[key]  # type: ignore[literal-required]
+
+
+class ChatAgent:
+    """Runs turns against a history store. One agent serves many sessions and runs at once."""
+
+    def __init__(self, storage: HistoryStorage) -> None:
+        self.storage = storage
+
+    def start(self, plan: RunPlan, *, run_id: str | None = None) -> AgentRun:
+        """Start a run in its own task and return at once; follow it with ``run.follow()``."""
+        validate_session_id(plan.session_id)
+        if not plan.models:
+            raise UserError("no model to run")
+        run = AgentRun(plan.session_id, run_id)
+        run.task = asyncio.get_running_loop().create_task(self._execute(run, plan))
+        return run
+
+    async def _store(self, plan: RunPlan, messages: Sequence[Message]) -> None:
+        if plan.store and messages:
+            await self.storage.append_messages(plan.session_id, messages, owner=plan.owner)
+
+    def _complete(self, run: AgentRun, state: RunState, reason: str | None = None) -> None:
+        data: dict[str, Any] = {
+            "status": state,
+            "content": run.content,
+            "usage": dict(run.usage),
+            "model": run.model,
+        }
+        if reason:
+            data["reason"] = reason
+        run.emit(EventType.COMPLETE, data)
+        run.finish(state)
+
+    def _error(self, run: AgentRun, code: str, message: str, retryable: bool) -> None:
+        run.error = {"code": code, "message": message, "retryable": retryable}
+        run.emit(EventType.ERROR, dict(run.error))
+
+    async def _execute(self, run: AgentRun, plan: RunPlan) -> None:
+        run.state = "running"
+        run.started_at = time.time()
+        step: _Step | None = None
+        pending_tools: list[ToolCallPart] = []
+        results: list[Message | None] = []
+        try:
+            async with asyncio.timeout(plan.run_timeout):
+                history = await self.storage.get_history(plan.session_id)
+                await self._store(plan, plan.new_messages)
+                conversation: list[Message] = []
+                if plan.system_prompt:
+                    conversation.append(Message(role="system", content=plan.system_prompt))
+                conversation += plan.context + history + plan.new_messages
+                for _ in range(plan.max_iterations):
+                    step = _Step(model=plan.models[0].spec.name)
+                    await self._model_step(run, plan, conversation, step)
+                    assistant = step.message("completed")
+                    pending_tools = step.tool_calls
+                    results = [None] * len(pending_tools)
+                    step = None
+                    await self._store(plan, [assistant])
+                    conversation.append(assistant)
+                    if not pending_tools:
+                        self._complete(run, "completed")
+                        return
+                    await self._run_tools(run, plan, pending_tools, results)
+                    tool_messages = [m for m in results if m is not None]
+                    pending_tools = []
+                    await self._store(plan, tool_messages)
+                    conversation += tool_messages
+                    budget = plan.token_budget
+                    if budget is not None and run.usage.get("total_tokens", 0) >= budget:
+                        self._complete(run, "incomplete", f"token budget of {budget} reached")
+                        return
+                self._complete(
+                    run, "incomplete", f"stopped after {plan.max_iterations} model calls"
+                )
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            await self._store_partial(plan, step, pending_tools, results, "cancelled")
+            self._complete(run, "cancelled")
+        except TimeoutError:
+            await self._store_partial(plan, step, pending_tools, results, "incomplete")
+            self._error(run, "run_timeout", f"the run took longer than {plan.run_timeout} s", False)
+            self._complete(run, "incomplete", "run timeout")
+        except ChatShellError as exc:
+            await self._store_partial(plan, step, pending_tools, results, "incomplete")
+            retryable = exc.retryable if isinstance(exc, ModelError) else False
+            self._error(run, exc.code, exc.message, retryable)
+            self._complete(run, "failed")
+        except Exception as exc:
+            logger.exception("run %s failed", run.id)
+            await self._store_partial(plan, step, pending_tools, results, "incomplete")
+            self._error(run, "internal_error", f"internal error ({type(exc).__name__})", False)
+            self._complete(run, "failed")
+
+    async def _store_partial(
+        self,
+        plan: RunPlan,
+        step: _Step | None,
+        pending_tools: list[ToolCallPart],
+        results: list[Message | None],
+        status: str,
+    ) -> None:
+        """Keep what was said before the run stopped, marked with how it stopped.
+
+        Tool calls that never got a result get one saying so, which keeps the history valid
+        for the next model call.
+        """
+        messages: list[Message] = []
+        if step is not None and (step.text or step.reasoning):
+            step.tool_calls = []  # calls that were still streaming are not complete
+            messages.append(step.message(status))
+        for index, call in enumerate(pending_tools):
+            result = results[index] if index < len(results) else None
+            messages.append(
+                result
+                or Message(
+                    role="tool",
+                    content=f"error: the tool call was {status} before it finished",
+                    tool_call_id=call.id,
+                    name=call.name,
+                    metadata={"is_error": True, "status": status},
+                )
+            )
+        try:
+            await asyncio.shield(self._store(plan, messages))
+        except ChatShellError:
+            logger.warning("could not store the partial answer of session %s", plan.session_id)
+
+    async def _model_step(
+        self, run: AgentRun, plan: RunPlan, conversation: list[Message], step: _Step
+    ) -> None:
+        """Stream one model call into ``step`` and the run's events.
+
+        Retries (same model, with backoff) and fallbacks (the next model) happen only before the
+        first part arrives; after it, a failure propagates.
+        """
+        messages = [message.to_model_dict() for message in conversation]
+        tools = [tool.schema() for tool in plan.tools.values()] or None
+        last_error: ModelError | None = None
+        for choice in plan.models:
+            spec = choice.spec
+            request = ModelRequest(
+                model=spec.provider_model,
+                messages=messages,
+                tools=tools,
+                temperature=plan.temperature if plan.temperature is not None else spec.temperature,
+                max_tokens=plan.max_tokens if plan.max_tokens is not None else spec.max_tokens,
+                api_base=spec.api_base,
+                api_key=spec.api_key,
+                timeout=spec.timeout,
+            )
+            for attempt in range(plan.retries + 1):
+                step.model = spec.name
+                step.started = time.perf_counter()
+                try:
+                    await self._stream_into(run, choice.backend, request, step)
+                except ModelError as exc:
+                    if step.first_token is not None:
+                        raise
+                    last_error = exc
+                    logger.info("model %s failed before answering: %s", spec.name, exc.message)
+                    if exc.retryable and attempt < plan.retries:
+                        await asyncio.sleep(_BACKOFF_SECONDS[min(attempt, 4)])
+                        continue
+                    break
+                run.model = spec.name
+                return
+        assert last_error is not None
+        raise last_error
+
+    async def _stream_into(
+        self, run: AgentRun, backend: ModelBackend, request: ModelRequest, step: _Step
+    ) -> None:
+        emit = run.emit
+        content_parts = run.content_parts
+        text = step.text
+        async for part in backend.stream(request):
+            if step.first_token is None:
+                step.first_token = time.perf_counter()
+                run.model = step.model
+            if type(part) is TextDelta:
+                text.append(part.text)
+                content_parts.append(part.text)
+                emit(EventType.CONTENT, {"delta": part.text})
+            elif type(part) is ReasoningDelta:
+                step.reasoning.append(part.text)
+                emit(EventType.THINKING, {"delta": part.text})
+            elif type(part) is ToolCallPart:
+                step.tool_calls.append(part)
+            elif type(part) is UsagePart:
+                step.usage = part.usage
+                _add_usage(run.usage, part.usage)
+
+    async def _run_tools(
+        self,
+        run: AgentRun,
+        plan: RunPlan,
+        calls: list[ToolCallPart],
+        results: list[Message | None],
+    ) -> None:
+        """Run the calls concurrently, filling ``results`` (in the calls' order) as they finish.
+
+        Cancelling the run cancels every call still running.
+        """
+        first = len(run.tool_calls)
+        for call in calls:
+            arguments, _ = _parse_arguments(call.arguments)
+            data = {"id": call.id, "name": call.name, "arguments": arguments}
+            run.tool_calls.append(dict(data))
+            run.emit(EventType.TOOL_CALL, data)
+        tasks = {
+            asyncio.ensure_future(self._call_tool(plan, call)): index
+            for index, call in enumerate(calls)
+        }
+        try:
+            pending = set(tasks)
+            while pending:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    index = tasks[task]
+                    message = results[index] = task.result()
+                    key = "error" if message.metadata["is_error"] else "result"
+                    run.tool_calls[first + index][key] = message.content
+                    run.emit(
+                        EventType.TOOL_RESULT,
+                        {
+                            "id": calls[index].id,
+                            "name": calls[index].name,
+                            key: message.content,
+                            "duration_ms": message.metadata["duration_ms"],
+                        },
+                    )
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _call_tool(self, plan: RunPlan, call: ToolCallPart) -> Message:
+        started = time.perf_counter()
+        try:
+            content = await self._tool_output(plan, call)
+            is_error = False
+        except ToolError as exc:
+            content, is_error = f"error: {exc.message}", True
+        except Exception as exc:
+            content, is_error = f"error: {type(exc).__name__}: {exc}"[:2000], True
+        return Message(
+            role="tool",
+            content=content,
+            tool_call_id=call.id,
+            name=call.name,
+            metadata={
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "is_error": is_error,
+            },
+        )
+
+    async def _tool_output(self, plan: RunPlan, call: ToolCallPart) -> str:
+        tool = plan.tools.get(call.name)
+        if tool is None:
+            available = ", ".join(sorted(plan.tools)) or "none"
+            raise ToolError(f"unknown tool {call.name!r}; available tools: {available}")
+        arguments, problem = _parse_arguments(call.arguments)
+        if problem:
+            raise ToolError(f"{call.name}: {problem}")
+        if tool.requires_approval:
+            if plan.approve is None:
+                raise ToolError(f"{call.name} needs approval and no one is there to approve it")
+            if not await plan.approve(call.name, arguments):
+                raise ToolError(f"the user declined to run {call.name}")
+        limit = tool.timeout or plan.tool_timeout
+        try:
+            async with asyncio.timeout(limit):
+                return await tool.run(arguments)
+        except TimeoutError:
+            raise ToolError(f"{call.name} timed out after {limit:g} s") from None

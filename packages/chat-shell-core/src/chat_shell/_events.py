@@ -1,0 +1,122 @@
+"""The one event stream: every mode (library, HTTP, CLI) carries these objects unchanged."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ChatEvent",
+    "CompleteData",
+    "ContentData",
+    "ErrorData",
+    "EventType",
+    "RunStatus",
+    "ThinkingData",
+    "ToolCallData",
+    "ToolResultData",
+    "Usage",
+]
+
+
+class EventType(StrEnum):
+    CONTENT = "content"
+    THINKING = "thinking"
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    ERROR = "error"
+    COMPLETE = "complete"
+
+
+RunStatus = Literal["completed", "failed", "cancelled", "incomplete"]
+
+
+class Usage(TypedDict, total=False):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ContentData(TypedDict):
+    delta: str
+
+
+class ThinkingData(TypedDict):
+    delta: str
+
+
+class ToolCallData(TypedDict):
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class ToolResultData(TypedDict, total=False):
+    id: str
+    name: str
+    result: str
+    error: str
+    duration_ms: float
+
+
+class ErrorData(TypedDict):
+    code: str
+    message: str
+    retryable: bool
+
+
+class CompleteData(TypedDict, total=False):
+    status: RunStatus
+    content: str
+    usage: Usage
+    model: str | None
+    reason: str
+
+
+class ChatEvent(BaseModel):
+    """One event of a run.
+
+    ``seq`` starts at 0 and grows by one per event of the run; it is the SSE ``id:`` and what a
+    client names to resume a stream. ``data`` holds the event type's fields (see the ``*Data``
+    types): ``content``/``thinking`` → ``delta``; ``tool_call`` → ``id, name, arguments``;
+    ``tool_result`` → ``id, name, result | error, duration_ms``; ``error`` → ``code, message,
+    retryable``; ``complete`` → ``status, content, usage, model``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    event_type: EventType
+    data: dict[str, Any] = Field(default_factory=dict)
+    run_id: str
+    session_id: str
+    seq: int = Field(ge=0)
+    timestamp: float = Field(description="Unix time in seconds")
+
+    @classmethod
+    def make(
+        cls,
+        event_type: EventType,
+        data: dict[str, Any],
+        *,
+        run_id: str,
+        session_id: str,
+        seq: int,
+    ) -> ChatEvent:
+        """Build an event without validation (the hot path: one per streamed token)."""
+        return cls.model_construct(
+            event_type=event_type,
+            data=data,
+            run_id=run_id,
+            session_id=session_id,
+            seq=seq,
+            timestamp=time.time(),
+        )
+
+    @property
+    def delta(self) -> str:
+        """The text of a ``content`` or ``thinking`` event ('' for other types)."""
+        value = self.data.get("delta", "")
+        return value if isinstance(value, str) else ""

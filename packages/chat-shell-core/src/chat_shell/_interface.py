@@ -1,0 +1,328 @@
+"""Package mode: ``DirectChatInterface`` runs the agent in your own async code."""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ._agent import ChatAgent, ModelChoice, RunPlan
+from ._config import Settings, load_settings
+from ._errors import UserError
+from ._events import ChatEvent, EventType
+from ._messages import Message, SessionInfo, validate_session_id
+from ._model_backend import ModelBackend
+from ._model_router import ModelRouter, ModelSpec
+from ._plugins import create_storage
+from ._run import AgentRun
+from ._storage import StorageProvider
+from ._tools import ApprovalCallback, Tool
+
+__all__ = [
+    "ChatInput",
+    "ChatInterface",
+    "ChatOutput",
+    "DirectChatInterface",
+    "InterfaceConfig",
+    "StreamingChatOutput",
+]
+
+
+class ChatInput(BaseModel):
+    """One user turn, with optional per-request choices."""
+
+    message: str
+    session_id: str | None = None
+    context: list[Message] = Field(
+        default_factory=list,
+        description="extra messages placed before the history for this turn only (not stored)",
+    )
+    model: str | None = None
+    system_prompt: str | None = None
+    tools: list[str] | None = Field(default=None, description="allow-list of tool names")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    store: bool = True
+
+
+class ChatOutput(BaseModel):
+    """The result of a turn."""
+
+    content: str
+    session_id: str
+    run_id: str
+    status: str
+    model: str | None = None
+    usage: dict[str, int] = Field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_run(cls, run: AgentRun) -> ChatOutput:
+        return cls(
+            content=run.content,
+            session_id=run.session_id,
+            run_id=run.id,
+            status=run.state,
+            model=run.model,
+            usage=dict(run.usage),
+            error=run.error,
+            metadata={
+                "tool_calls": list(run.tool_calls),
+                "events": len(run.events),
+                "latency_ms": round(((run.finished_at or 0) - (run.started_at or 0)) * 1000, 1),
+            },
+        )
+
+
+class StreamingChatOutput:
+    """A turn in progress.
+
+    ``async for text in stream`` gives the answer's text chunks; ``stream.events()`` gives every
+    ``ChatEvent`` (thinking, tool calls, results, errors, completion); ``await stream.output()``
+    waits for the final ``ChatOutput``. Leaving an ``async with`` block (or ``cancel()``)
+    before the end stops the run; what was said so far is stored, marked cancelled.
+    """
+
+    def __init__(self, run: AgentRun) -> None:
+        self.run = run
+
+    @property
+    def session_id(self) -> str:
+        return self.run.session_id
+
+    @property
+    def run_id(self) -> str:
+        return self.run.id
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._text()
+
+    async def _text(self) -> AsyncIterator[str]:
+        async for event in self.events():
+            if event.event_type is EventType.CONTENT:
+                yield event.data["delta"]
+
+    async def events(self, after: int = -1) -> AsyncIterator[ChatEvent]:
+        """The run's events from ``seq > after``; cancels the run if the reader is cancelled."""
+        try:
+            async for event in self.run.follow(after):
+                yield event
+        except BaseException:
+            self.run.cancel()
+            raise
+
+    async def output(self) -> ChatOutput:
+        await self.run.wait()
+        return ChatOutput.from_run(self.run)
+
+    async def cancel(self) -> ChatOutput:
+        """Stop the run and return what it had produced."""
+        self.run.cancel()
+        return await self.output()
+
+    async def __aenter__(self) -> StreamingChatOutput:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.run.done:
+            await self.cancel()
+
+
+@dataclass
+class InterfaceConfig:
+    """Choices for a ``DirectChatInterface``. ``None`` means: take it from the settings
+    (``CHAT_SHELL_*`` environment, then ``config.toml``, then defaults) unless
+    ``use_config_file``/``use_environment`` turn those off."""
+
+    model: str | ModelBackend | None = None
+    fallback_models: list[str] | None = None
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    system_prompt: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_iterations: int | None = None
+    tool_timeout: float | None = None
+    run_timeout: float | None = None
+    token_budget: int | None = None
+    retries: int | None = None
+    tools: Sequence[Tool | Callable[..., Any]] = ()
+    approve: ApprovalCallback | None = None
+    storage: StorageProvider | str = "memory"
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    home: str | None = None
+    use_config_file: bool = True
+    use_environment: bool = True
+
+
+class ChatInterface(ABC):
+    """What every way of talking to chat-shell offers."""
+
+    @abstractmethod
+    async def initialize(self) -> None: ...
+
+    @abstractmethod
+    async def chat(self, message: str | ChatInput) -> ChatOutput: ...
+
+    @abstractmethod
+    def stream_chat(self, message: str | ChatInput) -> StreamingChatOutput: ...
+
+    @abstractmethod
+    async def get_history(self, session_id: str, limit: int | None = None) -> list[Message]: ...
+
+    @abstractmethod
+    async def shutdown(self) -> None: ...
+
+    async def __aenter__(self) -> ChatInterface:
+        await self.initialize()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+
+class DirectChatInterface(ChatInterface):
+    """The agent in your process.
+
+    >>> async with DirectChatInterface(InterfaceConfig(model="openai/gpt-4o-mini")) as chat:
+    ...     reply = await chat.chat("Hello!")
+    """
+
+    def __init__(self, config: InterfaceConfig | None = None, *, settings: Settings | None = None):
+        self.config = config or InterfaceConfig()
+        if settings is None:
+            settings = load_settings(
+                self.config.home,
+                environ=None if self.config.use_environment else {},
+                read_file=self.config.use_config_file,
+                fallback_models=self.config.fallback_models,
+                system_prompt=self.config.system_prompt,
+                temperature=self.config.temperature,
+                max_tokens=self.config.max_tokens,
+                max_iterations=self.config.max_iterations,
+                tool_timeout=self.config.tool_timeout,
+                run_timeout=self.config.run_timeout,
+                retries=self.config.retries,
+                model=self.config.model if isinstance(self.config.model, str) else None,
+            )
+        self.settings = settings
+        self.router = ModelRouter(settings, None if self.config.use_environment else {})
+        self.tools: dict[str, Tool] = {}
+        for item in self.config.tools:
+            tool = item if isinstance(item, Tool) else Tool(item)
+            if tool.name in self.tools:
+                raise UserError(f"two tools are named {tool.name!r}")
+            self.tools[tool.name] = tool
+        storage = self.config.storage
+        self.storage = (
+            create_storage(storage, **self.config.storage_options)
+            if isinstance(storage, str)
+            else storage
+        )
+        self._agent: ChatAgent | None = None
+        self._runs: dict[str, AgentRun] = {}
+
+    async def initialize(self) -> None:
+        if self._agent is None:
+            await self.storage.initialize()
+            self._agent = ChatAgent(self.storage.history)
+
+    @property
+    def agent(self) -> ChatAgent:
+        if self._agent is None:
+            raise UserError("the interface is not initialized: call `await chat.initialize()`")
+        return self._agent
+
+    def _models(self, requested: str | None) -> list[ModelChoice]:
+        configured = self.config.model
+        if requested is None and isinstance(configured, ModelBackend):
+            name = configured.model_name
+            spec = ModelSpec(name=name, provider="custom", provider_model=name)
+            return [ModelChoice(spec, configured)]
+        # The interface's api_base/api_key belong to its own model, not to a per-turn override.
+        endpoint = {} if requested else {"api_base": self.config.api_base, "api_key": self.config.api_key}
+        specs = [self.router.resolve(requested or self.settings.model, **endpoint)]
+        specs += [self.router.resolve(name) for name in self.settings.fallback_models]
+        return [ModelChoice(spec, self.router.backend(spec)) for spec in specs]
+
+    def _plan(self, message: str | ChatInput) -> RunPlan:
+        turn = ChatInput(message=message) if isinstance(message, str) else message
+        if not turn.message.strip():
+            raise UserError("the message is empty")
+        session_id = validate_session_id(turn.session_id) if turn.session_id else str(uuid.uuid4())
+        tools = self.tools
+        if turn.tools is not None:
+            unknown = sorted(set(turn.tools) - set(tools))
+            if unknown:
+                known = ", ".join(sorted(tools)) or "none"
+                raise UserError(f"unknown tools {', '.join(unknown)} (available: {known})")
+            tools = {name: tools[name] for name in turn.tools}
+        settings = self.settings
+        return RunPlan(
+            session_id=session_id,
+            new_messages=[Message(role="user", content=turn.message)],
+            models=self._models(turn.model),
+            tools=tools,
+            context=list(turn.context),
+            system_prompt=turn.system_prompt or settings.system_prompt,
+            temperature=turn.temperature if turn.temperature is not None else settings.temperature,
+            max_tokens=turn.max_tokens or settings.max_tokens,
+            max_iterations=settings.max_iterations,
+            tool_timeout=settings.tool_timeout,
+            run_timeout=settings.run_timeout,
+            token_budget=self.config.token_budget,
+            retries=settings.retries,
+            store=turn.store,
+            approve=self.config.approve,
+        )
+
+    def stream_chat(self, message: str | ChatInput) -> StreamingChatOutput:
+        """Start a turn and stream it. Raises ``UserError`` at once for bad input."""
+        run = self.agent.start(self._plan(message))
+        self._runs[run.id] = run
+        assert run.task is not None
+        run.task.add_done_callback(lambda _: self._runs.pop(run.id, None))
+        return StreamingChatOutput(run)
+
+    async def chat(self, message: str | ChatInput) -> ChatOutput:
+        """Run a turn to its end and return the output (``status`` says how it ended)."""
+        return await self.stream_chat(message).output()
+
+    async def get_history(self, session_id: str, limit: int | None = None) -> list[Message]:
+        await self.initialize()
+        return await self.storage.history.get_history(session_id, limit)
+
+    async def list_sessions(self, *, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
+        await self.initialize()
+        return await self.storage.history.list_sessions(limit=limit, offset=offset)
+
+    async def clear_history(self, session_id: str) -> None:
+        await self.initialize()
+        await self.storage.history.clear_history(session_id)
+
+    async def delete_session(self, session_id: str) -> None:
+        await self.initialize()
+        await self.storage.history.delete_session(session_id)
+
+    async def shutdown(self) -> None:
+        """Cancel runs still going (their partial answers are stored), close storage and clients."""
+        for run in list(self._runs.values()):
+            run.cancel()
+        for run in list(self._runs.values()):
+            await run.wait()
+        await self.router.aclose()
+        if self._agent is not None:
+            await self.storage.close()
+            self._agent = None
+
+    async def __aenter__(self) -> DirectChatInterface:
+        await self.initialize()
+        return self

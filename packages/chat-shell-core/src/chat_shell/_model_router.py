@@ -1,0 +1,130 @@
+"""From a model name to a backend and the endpoint, key and options it is called with."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ._config import ModelConfig, Settings
+from ._errors import UserError
+from ._litellm_backend import LiteLLMBackend
+from ._model_backend import ModelBackend
+from ._openai_backend import DEFAULT_OPENAI_BASE, OpenAIBackend
+from ._providers import LITELLM_PROVIDERS
+
+__all__ = ["ModelRouter", "ModelSpec"]
+
+# Where litellm providers look for their key; used only to say clearly what is missing.
+_KEY_VARIABLES: dict[str, tuple[str, ...]] = {
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "mistral": ("MISTRAL_API_KEY",),
+    "groq": ("GROQ_API_KEY",),
+    "openrouter": ("OPENROUTER_API_KEY", "OR_API_KEY"),
+    "deepseek": ("DEEPSEEK_API_KEY",),
+    "xai": ("XAI_API_KEY",),
+    "cohere": ("COHERE_API_KEY", "CO_API_KEY"),
+    "cohere_chat": ("COHERE_API_KEY", "CO_API_KEY"),
+    "together_ai": ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY", "TOGETHER_AI_TOKEN"),
+    "perplexity": ("PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"),
+    "fireworks_ai": ("FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY"),
+    "cerebras": ("CEREBRAS_API_KEY",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A resolved model: ``name`` as configured (``provider/model``), ``provider_model`` as sent."""
+
+    name: str
+    provider: str
+    provider_model: str
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout: float = 600.0
+
+
+class ModelRouter:
+    """Resolves model names and owns the backends (and their connection pools)."""
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self._environ = environ
+        self._openai: OpenAIBackend | None = None
+        self._litellm: LiteLLMBackend | None = None
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return os.environ if self._environ is None else self._environ
+
+    def resolve(
+        self,
+        name: str,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+    ) -> ModelSpec:
+        """Resolve ``name`` (or an alias) to a spec; ``UserError`` says what is wrong or missing."""
+        if not name or not name.strip():
+            raise UserError("no model given: pass a model like 'openai/gpt-4o-mini'")
+        full = self.settings.aliases.get(name, name).strip()
+        provider, sep, provider_model = full.partition("/")
+        if not sep or not provider or not provider_model:
+            hint = f" (did you mean 'openai/{full}'?)" if full.startswith(("gpt-", "o1", "o3", "o4")) else ""
+            raise UserError(
+                f"model {full!r} has no provider prefix: use provider/model, e.g. "
+                f"'openai/gpt-4o-mini' or 'anthropic/claude-sonnet-4-5'{hint}"
+            )
+        if provider not in LITELLM_PROVIDERS:
+            raise UserError(
+                f"unknown model provider {provider!r} in {full!r}: use a litellm provider prefix "
+                "such as openai, anthropic, gemini, ollama, mistral, groq or openrouter"
+            )
+        config = self.settings.models.get(full) or ModelConfig()
+        env = self.environ
+        base = api_base or config.api_base
+        key = api_key or config.api_key
+        if provider == "openai":
+            base = base or env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_BASE") or None
+            key = key or env.get("OPENAI_API_KEY") or None
+            if not key and (base is None or base.rstrip("/") == DEFAULT_OPENAI_BASE):
+                raise UserError(
+                    f"no API key for {full}: set OPENAI_API_KEY, or "
+                    f"`chat-shell config set models.{full}.api_key KEY`, or point "
+                    "OPENAI_BASE_URL at an OpenAI-compatible server"
+                )
+        elif not key and provider in _KEY_VARIABLES:
+            variables = _KEY_VARIABLES[provider]
+            if not any(env.get(variable) for variable in variables):
+                raise UserError(
+                    f"no API key for {full}: set {variables[0]}, or "
+                    f"`chat-shell config set models.{full}.api_key KEY`"
+                )
+        return ModelSpec(
+            name=full,
+            provider=provider,
+            provider_model=provider_model if provider == "openai" else full,
+            api_base=base,
+            api_key=key,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+            timeout=config.timeout or 600.0,
+        )
+
+    def backend(self, spec: ModelSpec) -> ModelBackend:
+        if spec.provider == "openai":
+            if self._openai is None:
+                self._openai = OpenAIBackend()
+            return self._openai
+        if self._litellm is None:
+            self._litellm = LiteLLMBackend()
+        return self._litellm
+
+    async def aclose(self) -> None:
+        for backend in (self._openai, self._litellm):
+            if backend is not None:
+                await backend.aclose()
+        self._openai = self._litellm = None

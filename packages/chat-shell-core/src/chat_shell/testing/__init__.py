@@ -1,0 +1,35 @@
+"""Test doubles for chat-shell users and for its own tests.
+
+- ``ScriptedModelServer``: an OpenAI-compatible server on 127.0.0.1 answering from a script of
+  ``Reply`` objects; the real HTTP client code (ours or litellm's) talks to it.
+- ``FakeModel`` / ``FunctionModel``: in-process model backends for unit tests.
+- ``StorageConformance``: the storage conformance suite (needs pytest and pytest-asyncio).
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from ._fakes import FakeModel, FunctionModel
+from ._script import Reply, ScriptedToolCall, reply_chunks
+from ._server import ScriptedModelServer, default_responder
+
+if TYPE_CHECKING:
+    from ._storage_suite import StorageConformance
+
+__all__ = [
+    "FakeModel",
+    "FunctionModel",
+    "Reply",
+    "ScriptedModelServer",
+    "ScriptedToolCall",
+    "StorageConformance",
+    "default_responder",
+    "reply_chunks",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "StorageConformance":  # imports pytest, so only on demand
+        from ._storage_suite import StorageConformance
+
+        return StorageConformance
+    raise AttributeError(name)

@@ -1,0 +1,219 @@
+"""A scripted OpenAI-compatible server on 127.0.0.1, for tests and benchmarks.
+
+It speaks ``POST /v1/chat/completions`` (streamed or not) and ``GET /v1/models``, answering each
+request with the next scripted ``Reply`` — or, when the script is empty, with the default
+responder: a last user message ``tokens N`` gets N distinct tokens, ``call TOOL {json}`` a call
+of that tool, anything else ``echo: <message>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ._script import Reply, completion_body, reply_chunks
+
+__all__ = ["Responder", "ScriptedModelServer", "default_responder"]
+
+Responder = Callable[[dict[str, Any]], Reply]
+
+
+def default_responder(request: dict[str, Any]) -> Reply:
+    """Answer from the last message: ``tokens N``, ``call TOOL {json}``, or an echo.
+
+    After a tool result, the answer is ``result: <tool output>``.
+    """
+    messages = request.get("messages") or [{}]
+    last = messages[-1]
+    content = last.get("content") or ""
+    if isinstance(content, list):  # content parts
+        content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+    if last.get("role") == "tool":
+        return Reply.text(f"result: {content}")
+    if match := re.fullmatch(r"tokens (\d+)", content.strip()):
+        return Reply.tokens(int(match.group(1)))
+    if match := re.fullmatch(r"call (\w+) (\{.*\})", content.strip(), re.DOTALL):
+        return Reply.tool(match.group(1), match.group(2))
+    return Reply.text(f"echo: {content}")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Small writes must leave at once (no Nagle delay), as from a real streaming server.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def _send_json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._send_json(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+        else:
+            self._send_json(404, {"error": {"message": "not found", "type": "invalid_request"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            request = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            self._send_json(400, {"error": {"message": "invalid JSON", "type": "invalid_request"}})
+            return
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send_json(404, {"error": {"message": "not found", "type": "invalid_request"}})
+            return
+        reply = self.server.owner._next(request, dict(self.headers))
+        if reply.first_delay:
+            time.sleep(reply.first_delay)
+        if reply.status >= 400:
+            error = {"message": reply.error_message, "type": "scripted", "code": reply.status}
+            self._send_json(reply.status, {"error": error})
+            return
+        model = str(request.get("model", "scripted"))
+        if not request.get("stream"):
+            self._send_json(200, completion_body(reply, model))
+            return
+        self._stream(reply, model)
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _stream(self, reply: Reply, model: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for sent, chunk in enumerate(reply_chunks(reply, model)):
+                if reply.drop_after is not None and sent > reply.drop_after:
+                    self.close_connection = True
+                    self.wfile.flush()
+                    self.connection.shutdown(2)  # mid-stream drop: no final chunk, no [DONE]
+                    return
+                if reply.stream_error is not None and sent > len(reply.reasoning) + len(reply.chunks):
+                    error = {"error": {"message": reply.stream_error, "type": "scripted"}}
+                    self._write_chunk(b"data: " + json.dumps(error).encode() + b"\n\n")
+                    break
+                self._write_chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                if reply.delay:
+                    time.sleep(reply.delay)
+            else:
+                self._write_chunk(b"data: [DONE]\n\n")
+            self._write_chunk(b"")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: ScriptedModelServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return None  # clients that hang up mid-stream are part of the tests
+
+
+class ScriptedModelServer:
+    """An OpenAI-compatible model server on 127.0.0.1 that answers from a script.
+
+    Use it as a (sync or async) context manager; ``url`` is the ``api_base`` to give chat-shell
+    (``http://127.0.0.1:PORT/v1``). ``requests`` records every request body received.
+    """
+
+    def __init__(
+        self,
+        replies: Iterable[Reply] = (),
+        *,
+        responder: Responder = default_responder,
+        port: int = 0,
+    ) -> None:
+        self._script: deque[Reply] = deque(replies)
+        self._responder = responder
+        self._port = port
+        self._lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def add(self, *replies: Reply) -> None:
+        """Queue replies for the next requests."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def _next(self, request: dict[str, Any], headers: dict[str, str]) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            self.headers.append(headers)
+            if self._script:
+                return self._script.popleft()
+        return self._responder(request)
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the server is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> ScriptedModelServer:
+        self._server = _Server(("127.0.0.1", self._port), _Handler)
+        self._server.owner = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="scripted-model-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> ScriptedModelServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> ScriptedModelServer:
+        return self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m chat_shell.testing``: serve the default responder until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    args = parser.parse_args(argv)
+    with ScriptedModelServer(port=args.port) as server:
+        print(server.url, flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
