@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ._errors import ModelError
 from ._model_backend import ChunkAccumulator, ModelBackend, ModelPart, ModelRequest
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["OpenAIBackend", "describe_http_error", "is_retryable_status"]
 
@@ -54,6 +55,8 @@ class OpenAIBackend(ModelBackend):
             return self._given
         client = self._clients.get(secure)
         if client is None:
+            import httpx  # lazily: with click/rich installed, importing httpx costs ~0.3 s
+
             client = self._clients[secure] = httpx.AsyncClient(
                 limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
                 verify=secure,
@@ -81,6 +84,8 @@ class OpenAIBackend(ModelBackend):
         return body
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelPart]:
+        import httpx
+
         base = (request.api_base or DEFAULT_OPENAI_BASE).rstrip("/")
         headers = {"Accept": "text/event-stream"}
         if request.api_key:
