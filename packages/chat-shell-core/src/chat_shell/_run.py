@@ -37,6 +37,7 @@ class AgentRun:
         self.error: dict[str, Any] | None = None
         self.tool_calls: list[dict[str, Any]] = []
         self.task: asyncio.Task[None] | None = None
+        self.cancel_requested = False
         self._waiters: list[asyncio.Future[None]] = []
 
     @property
@@ -82,10 +83,12 @@ class AgentRun:
             await waiter
 
     def cancel(self) -> bool:
-        """Ask the run to stop; ``False`` if it had already ended."""
+        """Ask the run to stop; ``False`` if it had already ended. Asking twice is harmless."""
         if self.done or self.task is None:
             return False
-        self.task.cancel()
+        if not self.cancel_requested:
+            self.cancel_requested = True
+            self.task.cancel()
         return True
 
     async def wait(self) -> AgentRun:

@@ -1,0 +1,43 @@
+# chat-shell — every target bootstraps uv if the machine lacks it (needs only python3 and make).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+BOOTSTRAP := .uv-bootstrap
+UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
+
+.PHONY: help install run test lint bench docs wheels clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(BOOTSTRAP)/bin/uv:
+	python3 -m venv $(BOOTSTRAP)
+	$(BOOTSTRAP)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+install: $(UV)  ## install every package and the dev tools from uv.lock (hash-checked)
+	$(UV) sync --all-packages --locked
+
+run: install  ## run chat-shell (package mode: the README example; a local demo model without credentials)
+	$(UV) run --frozen python examples/quickstart.py
+
+test: install  ## lint, type-check and run the whole test suite
+	$(UV) run --frozen ruff check packages tests benchmarks examples
+	$(UV) run --frozen mypy
+	$(UV) run --frozen pytest
+
+lint: install  ## ruff and mypy only
+	$(UV) run --frozen ruff check packages tests benchmarks examples
+	$(UV) run --frozen mypy
+
+bench: install  ## run the benchmarks and rewrite docs/benchmarks.md
+	$(UV) run --frozen python benchmarks/run.py
+
+docs: install  ## check that every example in README.md and docs/ runs
+	$(UV) run --frozen pytest tests/core/test_docs.py
+
+wheels: $(UV)  ## build each distribution's wheel and test it alone in a fresh venv
+	UV=$(UV) bash .ci/wheels.sh
+
+clean:  ## remove build outputs and virtual environments
+	rm -rf dist .venv .wheel-venvs $(BOOTSTRAP)
