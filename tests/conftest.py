@@ -12,7 +12,7 @@ _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 _real_getaddrinfo = socket.getaddrinfo
 
-_LOCAL_NAMES = {"localhost", "localhost.", "127.0.0.1", "::1", "0.0.0.0", ""}  # noqa: S104
+_LOCAL_NAMES = {"localhost", "localhost.", "127.0.0.1", "::1", "0.0.0.0", ""}
 
 
 def _is_local_host(host: Any) -> bool:
@@ -54,9 +54,18 @@ socket.getaddrinfo = _guarded_getaddrinfo
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every test gets its own chat-shell home and no provider credentials from the machine."""
     monkeypatch.setenv("CHAT_SHELL_HOME", str(tmp_path_factory.mktemp("home")))
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "ANTHROPIC_API_KEY",
-                 "GEMINI_API_KEY", "CHAT_SHELL_MODEL", "CHAT_SHELL_STORAGE"):
+    for name in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "OPENAI_API_BASE",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "CHAT_SHELL_MODEL",
+        "CHAT_SHELL_STORAGE",
+    ):
         monkeypatch.delenv(name, raising=False)

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from chat_shell import (
     AgentRun,
     ChatAgent,
@@ -37,7 +36,9 @@ async def storage() -> MemoryStorage:
     return MemoryStorage()
 
 
-def plan_for(model: Any, *tools: Tool, session: str = "s1", text: str = "hi", **options: Any) -> RunPlan:
+def plan_for(
+    model: Any, *tools: Tool, session: str = "s1", text: str = "hi", **options: Any
+) -> RunPlan:
     spec = ModelSpec(name=model.model_name, provider="custom", provider_model="m")
     return RunPlan(
         session_id=session,
@@ -66,7 +67,10 @@ async def test_plain_answer_is_streamed_and_stored(storage: MemoryStorage) -> No
     assert complete["content"] == "hello there friend"
     assert complete["usage"]["total_tokens"] == 13
     stored = await storage.history.get_history("s1")
-    assert [(m.role, m.content) for m in stored] == [("user", "hi"), ("assistant", "hello there friend")]
+    assert [(m.role, m.content) for m in stored] == [
+        ("user", "hi"),
+        ("assistant", "hello there friend"),
+    ]
     assert stored[1].metadata["status"] == "completed"
     assert stored[1].metadata["usage"]["total_tokens"] == 13
     assert stored[1].metadata["latency_ms"] >= 0
@@ -76,16 +80,27 @@ async def test_tool_round_trip_is_stored_and_replayed(storage: MemoryStorage) ->
     model = FakeModel(Reply.tool("add", {"a": 123, "b": 456}), Reply.text("579"))
     run = await run_to_end(storage, plan_for(model, Tool(add)))
     assert types(run) == ["tool_call", "tool_result", "content", "complete"]
-    assert run.events[0].data == {"id": "call_0_add", "name": "add", "arguments": {"a": 123, "b": 456}}
+    assert run.events[0].data == {
+        "id": "call_0_add",
+        "name": "add",
+        "arguments": {"a": 123, "b": 456},
+    }
     assert run.events[1].data["result"] == "579"
     assert run.events[1].data["duration_ms"] >= 0
     # the tool result went back to the model
     assert model.requests[1].messages[-1] == {
-        "role": "tool", "content": "579", "tool_call_id": "call_0_add", "name": "add"
+        "role": "tool",
+        "content": "579",
+        "tool_call_id": "call_0_add",
+        "name": "add",
     }
     stored = await storage.history.get_history("s1")
     assert [m.role for m in stored] == ["user", "assistant", "tool", "assistant"]
-    assert stored[1].tool_calls is not None and stored[1].tool_calls[0].arguments == {"a": 123, "b": 456}
+    assert stored[1].tool_calls is not None
+    assert stored[1].tool_calls[0].arguments == {
+        "a": 123,
+        "b": 456,
+    }
     # a second turn replays the whole first turn to the model
     follow_up = FakeModel("ok")
     await run_to_end(storage, plan_for(follow_up, Tool(add), text="and again?"))
@@ -108,15 +123,19 @@ async def test_independent_tool_calls_run_concurrently(storage: MemoryStorage) -
         return "released"
 
     model = FakeModel(
-        Reply(tool_calls=[ScriptedToolCall("wait_for_other"), ScriptedToolCall("release")]), "both ran"
+        Reply(tool_calls=[ScriptedToolCall("wait_for_other"), ScriptedToolCall("release")]),
+        "both ran",
     )
-    run = await run_to_end(storage, plan_for(model, Tool(wait_for_other), Tool(release), tool_timeout=5))
+    run = await run_to_end(
+        storage, plan_for(model, Tool(wait_for_other), Tool(release), tool_timeout=5)
+    )
     results = {e.data["name"]: e.data for e in run.events if e.event_type is EventType.TOOL_RESULT}
     assert results["wait_for_other"]["result"] == "waited"
     assert results["release"]["result"] == "released"
     # results go back in the order of the calls, whatever order they finished in
     assert [m["name"] for m in model.requests[1].messages if m["role"] == "tool"] == [
-        "wait_for_other", "release",
+        "wait_for_other",
+        "release",
     ]
 
 
@@ -157,7 +176,13 @@ async def test_tool_that_raises_hangs_or_floods(storage: MemoryStorage) -> None:
         return "x" * 50_000_000
 
     model = FakeModel(
-        Reply(tool_calls=[ScriptedToolCall("broken"), ScriptedToolCall("hangs"), ScriptedToolCall("floods")]),
+        Reply(
+            tool_calls=[
+                ScriptedToolCall("broken"),
+                ScriptedToolCall("hangs"),
+                ScriptedToolCall("floods"),
+            ]
+        ),
         "carried on",
     )
     run = await run_to_end(
@@ -191,7 +216,10 @@ async def test_approval_is_required_and_fails_closed(storage: MemoryStorage) -> 
     run = await run_to_end(
         storage, plan_for(FakeModel(Reply.tool("delete_everything", {})), tool, approve=approve)
     )
-    assert next(e.data for e in run.events if e.event_type is EventType.TOOL_RESULT)["result"] == "deleted"
+    assert (
+        next(e.data for e in run.events if e.event_type is EventType.TOOL_RESULT)["result"]
+        == "deleted"
+    )
     assert asked == ["delete_everything"]
 
 
@@ -224,7 +252,8 @@ async def test_cancel_mid_stream_stores_the_partial_answer(storage: MemoryStorag
     stored = await storage.history.get_history("s1")
     assert stored[-1].role == "assistant"
     assert stored[-1].metadata["status"] == "cancelled"
-    assert stored[-1].content is not None and stored[-1].content.startswith("t0 t1 t2 t3 t4 t5")
+    assert stored[-1].content is not None
+    assert stored[-1].content.startswith("t0 t1 t2 t3 t4 t5")
     assert not run.cancel()  # already ended
 
 
@@ -299,7 +328,9 @@ async def test_all_models_failing_gives_an_error_event(storage: MemoryStorage) -
 
 
 async def test_run_timeout(storage: MemoryStorage) -> None:
-    run = await run_to_end(storage, plan_for(FakeModel(Reply.tokens(100, delay=0.05)), run_timeout=0.2))
+    run = await run_to_end(
+        storage, plan_for(FakeModel(Reply.tokens(100, delay=0.05)), run_timeout=0.2)
+    )
     assert run.state == "incomplete"
     assert run.events[-2].data["code"] == "run_timeout"
     stored = await storage.history.get_history("s1")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from chat_shell import UserError, load_settings, mask_secret
 
 
@@ -55,7 +54,9 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
 
 def test_unknown_key_lists_the_known_ones(tmp_path: Path) -> None:
     write_config(tmp_path, 'modle = "x"\n')
-    with pytest.raises(UserError, match=r"unknown key 'modle' \(known keys: model, fallback_models"):
+    with pytest.raises(
+        UserError, match=r"unknown key 'modle' \(known keys: model, fallback_models"
+    ):
         load_settings(tmp_path, environ={})
 
 
@@ -66,7 +67,9 @@ def test_bad_value_names_its_source(tmp_path: Path) -> None:
 
 def test_home_from_environment(tmp_path: Path) -> None:
     write_config(tmp_path, 'model = "gemini/gemini-2.0-flash"\n')
-    assert load_settings(environ={"CHAT_SHELL_HOME": str(tmp_path)}).model == "gemini/gemini-2.0-flash"
+    assert (
+        load_settings(environ={"CHAT_SHELL_HOME": str(tmp_path)}).model == "gemini/gemini-2.0-flash"
+    )
 
 
 def test_secrets_are_masked() -> None:

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-
 from chat_shell import (
     ChatInput,
     DirectChatInterface,
@@ -47,7 +46,10 @@ async def test_chat_returns_the_answer_and_stores_the_turn(chat: DirectChatInter
     assert output.model == "openai/scripted"
     assert output.usage["total_tokens"] > 0
     history = await chat.get_history(output.session_id)
-    assert [(m.role, m.content) for m in history] == [("user", "hello"), ("assistant", "echo: hello")]
+    assert [(m.role, m.content) for m in history] == [
+        ("user", "hello"),
+        ("assistant", "echo: hello"),
+    ]
 
 
 async def test_sessions_continue(chat: DirectChatInterface, server: ScriptedModelServer) -> None:
@@ -73,11 +75,18 @@ async def test_tool_calls_are_listed_in_the_output(chat: DirectChatInterface) ->
     output = await chat.chat('call multiply {"a": 123, "b": 456}')
     assert output.content == "result: 56088.0"
     assert output.metadata["tool_calls"] == [
-        {"id": "call_0_multiply", "name": "multiply", "arguments": {"a": 123, "b": 456}, "result": "56088.0"}
+        {
+            "id": "call_0_multiply",
+            "name": "multiply",
+            "arguments": {"a": 123, "b": 456},
+            "result": "56088.0",
+        }
     ]
 
 
-async def test_per_request_tool_allow_list(chat: DirectChatInterface, server: ScriptedModelServer) -> None:
+async def test_per_request_tool_allow_list(
+    chat: DirectChatInterface, server: ScriptedModelServer
+) -> None:
     await chat.chat(ChatInput(message="no tools please", tools=[]))
     assert "tools" not in server.requests[-1]
     with pytest.raises(UserError, match="unknown tools shell"):
@@ -96,7 +105,8 @@ async def test_leaving_a_stream_early_cancels_and_keeps_the_partial_answer(
     assert output.status == "cancelled"
     history = await chat.get_history(stream.session_id)
     assert history[-1].metadata["status"] == "cancelled"
-    assert history[-1].content is not None and history[-1].content.startswith("t0 t1 t2 t3 ")
+    assert history[-1].content is not None
+    assert history[-1].content.startswith("t0 t1 t2 t3 ")
 
 
 @pytest.mark.parametrize(
@@ -107,7 +117,10 @@ async def test_leaving_a_stream_early_cancels_and_keeps_the_partial_answer(
         (ChatInput(message="x", session_id="../../etc/x"), "invalid session id"),
         (ChatInput(message="x", model="gpt-4o"), "no provider prefix"),
         (ChatInput(message="x", model="nosuch/model"), "unknown model provider 'nosuch'"),
-        (ChatInput(message="x", model="openai/gpt-4o"), "no API key for openai/gpt-4o: set OPENAI_API_KEY"),
+        (
+            ChatInput(message="x", model="openai/gpt-4o"),
+            "no API key for openai/gpt-4o: set OPENAI_API_KEY",
+        ),
         (ChatInput(message="x", model="anthropic/claude-x"), "set ANTHROPIC_API_KEY"),
     ],
 )
@@ -124,7 +137,8 @@ async def test_unreachable_api_base_is_a_failed_run_not_a_traceback() -> None:
     async with DirectChatInterface(config) as chat:
         output = await chat.chat("hello")
         assert output.status == "failed"
-        assert output.error is not None and output.error["retryable"] is True
+        assert output.error is not None
+        assert output.error["retryable"] is True
         assert "cannot connect" in output.error["message"]
         assert [m.content for m in await chat.get_history(output.session_id)] == ["hello"]
 
@@ -140,7 +154,9 @@ async def test_api_key_from_the_environment(
     assert server.requests[0]["model"] == "gpt-4o-mini"
 
 
-async def test_fallback_models_from_settings(server: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_fallback_models_from_settings(
+    server: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     server.add(Reply.error(500))
     config = InterfaceConfig(
@@ -153,9 +169,15 @@ async def test_fallback_models_from_settings(server: ScriptedModelServer, monkey
     assert [r["model"] for r in server.requests] == ["primary", "backup"]
 
 
-async def test_context_messages_and_json_storage(tmp_path: object, server: ScriptedModelServer) -> None:
-    config = InterfaceConfig(model="openai/x", api_base=server.url, storage="json",
-                             storage_options={"path": str(tmp_path)})
+async def test_context_messages_and_json_storage(
+    tmp_path: object, server: ScriptedModelServer
+) -> None:
+    config = InterfaceConfig(
+        model="openai/x",
+        api_base=server.url,
+        storage="json",
+        storage_options={"path": str(tmp_path)},
+    )
     async with DirectChatInterface(config) as chat:
         assert isinstance(chat.storage, JSONStorage)
         context = [Message(role="system", content="You know the user is called Ada.")]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-
 from chat_shell import ModelError, ModelRequest, ReasoningDelta, TextDelta, ToolCallPart, UsagePart
 from chat_shell._litellm_backend import LiteLLMBackend
 from chat_shell._model_backend import ModelBackend, ModelPart
@@ -30,11 +29,6 @@ class BackendConformance:
     model: str
 
     @pytest.fixture
-    async def backend(self) -> AsyncIterator[ModelBackend]:
-        raise NotImplementedError
-        yield  # pragma: no cover
-
-    @pytest.fixture
     def server(self) -> AsyncIterator[ScriptedModelServer]:
         with ScriptedModelServer() as server:
             yield server
@@ -56,7 +50,9 @@ class BackendConformance:
         server.add(Reply.tokens(20))
         parts = await self.collect(backend, server)
         assert [p.text for p in parts if isinstance(p, TextDelta)] == [f"t{i} " for i in range(20)]
-        assert parts[-1] == UsagePart({"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30})
+        assert parts[-1] == UsagePart(
+            {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+        )
 
     async def test_reasoning_comes_as_thinking(
         self, backend: ModelBackend, server: ScriptedModelServer
@@ -103,7 +99,9 @@ class BackendConformance:
         ]
         assert calls[1].arguments == '{"timezone": "Europe/Paris"}'
 
-    @pytest.mark.parametrize(("status", "retryable"), [(429, True), (500, True), (503, True), (400, False), (401, False)])
+    @pytest.mark.parametrize(
+        ("status", "retryable"), [(429, True), (500, True), (503, True), (400, False), (401, False)]
+    )
     async def test_http_errors_are_typed(
         self, backend: ModelBackend, server: ScriptedModelServer, status: int, retryable: bool
     ) -> None:
@@ -119,19 +117,28 @@ class BackendConformance:
         server.add(Reply(chunks=["a", "b", "c", "d"], drop_after=2))
         seen: list[ModelPart] = []
         request = ModelRequest(
-            model=self.model, messages=[{"role": "user", "content": "hi"}],
-            api_base=server.url, api_key="sk-test", timeout=10,
+            model=self.model,
+            messages=[{"role": "user", "content": "hi"}],
+            api_base=server.url,
+            api_key="sk-test",
+            timeout=10,
         )
-        with pytest.raises(ModelError) as caught:
+        async def consume() -> None:
             async for part in backend.stream(request):
                 seen.append(part)
+
+        with pytest.raises(ModelError) as caught:
+            await consume()
         assert caught.value.retryable
         assert [p.text for p in seen if isinstance(p, TextDelta)] == ["a", "b"]
 
     async def test_unreachable_endpoint(self, backend: ModelBackend) -> None:
         request = ModelRequest(
-            model=self.model, messages=[{"role": "user", "content": "hi"}],
-            api_base="http://127.0.0.1:9/v1", api_key="sk-test", timeout=5,
+            model=self.model,
+            messages=[{"role": "user", "content": "hi"}],
+            api_base="http://127.0.0.1:9/v1",
+            api_key="sk-test",
+            timeout=5,
         )
         with pytest.raises(ModelError) as caught:
             async for _ in backend.stream(request):
@@ -148,7 +155,9 @@ class TestOpenAIBackend(BackendConformance):
         yield backend
         await backend.aclose()
 
-    async def test_stream_error_event(self, backend: ModelBackend, server: ScriptedModelServer) -> None:
+    async def test_stream_error_event(
+        self, backend: ModelBackend, server: ScriptedModelServer
+    ) -> None:
         server.add(Reply(chunks=["partial"], stream_error="overloaded"))
         with pytest.raises(ModelError, match="overloaded"):
             await self.collect(backend, server)

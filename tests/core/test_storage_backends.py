@@ -7,8 +7,15 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from chat_shell import JSONStorage, MemoryStorage, Message, StorageError, StorageProvider, UserError, create_storage
+from chat_shell import (
+    JSONStorage,
+    MemoryStorage,
+    Message,
+    StorageError,
+    StorageProvider,
+    UserError,
+    create_storage,
+)
 from chat_shell.testing import StorageConformance
 
 
@@ -52,7 +59,7 @@ async def test_json_session_ids_cannot_escape_the_folder(tmp_path: Path, session
 async def test_a_corrupt_file_is_reported_not_replaced(tmp_path: Path) -> None:
     (tmp_path / "s1.json").write_text("{not json")
     async with JSONStorage(tmp_path) as storage:
-        with pytest.raises(StorageError, match="s1.json is not a chat-shell session file"):
+        with pytest.raises(StorageError, match=r"s1\.json is not a chat-shell session file"):
             await storage.history.get_history("s1")
         with pytest.raises(StorageError):
             await storage.history.append_messages("s1", [Message(role="user", content="x")])

@@ -50,7 +50,8 @@ from ._model_router import ModelRouter, ModelSpec
 from ._plugins import available_storage, create_storage
 from ._run import AgentRun, RunState
 from ._storage import HistoryStorage, StorageProvider
-from ._tools import Tool
+from ._tools import ApprovalCallback, Tool, ToolFactory, ToolRegistry, tool
+from ._transfer import ImportReport, SessionImporter, export_sessions, import_sessions
 
 try:
     __version__ = version("chat-shell-core")
@@ -59,6 +60,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "AgentRun",
+    "ApprovalCallback",
     "ChatAgent",
     "ChatEvent",
     "ChatInput",
@@ -71,6 +73,7 @@ __all__ = [
     "ErrorData",
     "EventType",
     "HistoryStorage",
+    "ImportReport",
     "InterfaceConfig",
     "JSONStorage",
     "MemoryStorage",
@@ -89,6 +92,7 @@ __all__ = [
     "RunPlan",
     "RunState",
     "RunStatus",
+    "SessionImporter",
     "SessionInfo",
     "Settings",
     "StorageError",
@@ -101,6 +105,8 @@ __all__ = [
     "ToolCallData",
     "ToolCallPart",
     "ToolError",
+    "ToolFactory",
+    "ToolRegistry",
     "ToolResultData",
     "Usage",
     "UsagePart",
@@ -109,7 +115,10 @@ __all__ = [
     "available_storage",
     "create_storage",
     "default_home",
+    "export_sessions",
+    "import_sessions",
     "load_settings",
     "mask_secret",
+    "tool",
     "validate_session_id",
 ]

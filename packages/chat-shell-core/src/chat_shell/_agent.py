@@ -76,8 +76,10 @@ class _Step:
     first_token: float | None = None
 
     def message(self, status: str) -> Message:
-        calls = [ToolCall(id=c.id, name=c.name, arguments=_parse_arguments(c.arguments)[0])
-                 for c in self.tool_calls]
+        calls = [
+            ToolCall(id=c.id, name=c.name, arguments=_parse_arguments(c.arguments)[0])
+            for c in self.tool_calls
+        ]
         metadata: dict[str, Any] = {
             "model": self.model,
             "status": status,
@@ -103,7 +105,7 @@ def _parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
         return {}, None
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return {}, f"arguments are not valid JSON ({exc.msg} at position {exc.pos})"
     if not isinstance(value, dict):
         return {}, "arguments must be a JSON object"
@@ -113,7 +115,7 @@ def _parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
 def _add_usage(total: Usage, usage: dict[str, int]) -> None:
     for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
         if key in usage:
-            total[key] = total.get(key, 0) + usage[key]  # type: ignore[literal-required]
+            total[key] = total.get(key, 0) + usage[key]
 
 
 class ChatAgent:

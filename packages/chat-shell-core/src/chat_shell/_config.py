@@ -6,7 +6,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -67,6 +67,22 @@ class Settings(BaseModel):
     storage: str = Field(default="sqlite", description="history backend of the CLI and server")
     storage_path: str | None = None
     tools: list[str] | None = Field(default=None, description="tools enabled (None: all)")
+    # Built-in tools (docs/tools.md). Secrets carry json_schema_extra={"secret": True}.
+    file_root: str | None = Field(
+        default=None, description="folder read_file/list_files may read (None: file tools off)"
+    )
+    file_max_bytes: int = Field(default=65_536, gt=0, description="bytes per read_file call")
+    search_backend: Literal["searxng", "brave", "tavily"] | None = Field(
+        default=None, description="web_search backend (None: web_search off)"
+    )
+    searxng_url: str | None = Field(default=None, description="base URL of a SearXNG instance")
+    brave_api_key: str | None = Field(default=None, repr=False, json_schema_extra={"secret": True})
+    tavily_api_key: str | None = Field(default=None, repr=False, json_schema_extra={"secret": True})
+    search_rate_per_minute: int = Field(
+        default=10, ge=1, description="web_search queries per minute per process"
+    )
+    fetch_max_bytes: int = Field(default=2_000_000, gt=0, description="bytes fetch_url reads")
+    fetch_timeout: float = Field(default=15.0, gt=0, description="seconds per fetch_url call")
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -90,6 +106,15 @@ _ENV_KEYS = (
     "storage",
     "storage_path",
     "tools",
+    "file_root",
+    "file_max_bytes",
+    "search_backend",
+    "searxng_url",
+    "brave_api_key",
+    "tavily_api_key",
+    "search_rate_per_minute",
+    "fetch_max_bytes",
+    "fetch_timeout",
 )
 _LIST_KEYS = {"fallback_models", "tools"}
 
@@ -150,9 +175,11 @@ def load_settings(
         raw = env.get(variable)
         if raw is None or raw == "":
             continue
-        values[key] = [part.strip() for part in raw.split(",") if part.strip()] if (
-            key in _LIST_KEYS
-        ) else raw
+        values[key] = (
+            [part.strip() for part in raw.split(",") if part.strip()]
+            if (key in _LIST_KEYS)
+            else raw
+        )
         sources[key] = f"env {variable}"
 
     for key, value in overrides.items():

@@ -2,7 +2,7 @@
 
     ChatShellError                 base of everything chat-shell raises on purpose
     ├── UserError                  misuse or bad configuration; the message says how to fix it
-    ├── ModelError                 the model provider failed (``retryable`` tells whether trying again may help)
+    ├── ModelError                 the provider failed; ``retryable``: may a second try help?
     ├── ToolError                  a tool failed or was called wrongly
     └── StorageError               history could not be read or written
         └── NotFoundError          the session (or run) does not exist

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 __all__ = [
     "ChatEvent",

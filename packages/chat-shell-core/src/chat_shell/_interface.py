@@ -14,14 +14,14 @@ from pydantic import BaseModel, Field
 from ._agent import ChatAgent, ModelChoice, RunPlan
 from ._config import Settings, load_settings
 from ._errors import UserError
-from ._events import ChatEvent, EventType
+from ._events import ChatEvent, EventType, Usage
 from ._messages import Message, SessionInfo, validate_session_id
 from ._model_backend import ModelBackend
 from ._model_router import ModelRouter, ModelSpec
 from ._plugins import create_storage
 from ._run import AgentRun
 from ._storage import StorageProvider
-from ._tools import ApprovalCallback, Tool
+from ._tools import ApprovalCallback, Tool, ToolRegistry
 
 __all__ = [
     "ChatInput",
@@ -58,7 +58,7 @@ class ChatOutput(BaseModel):
     run_id: str
     status: str
     model: str | None = None
-    usage: dict[str, int] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=lambda: Usage())
     error: dict[str, Any] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -70,7 +70,7 @@ class ChatOutput(BaseModel):
             run_id=run.id,
             status=run.state,
             model=run.model,
-            usage=dict(run.usage),
+            usage=Usage(**run.usage),
             error=run.error,
             metadata={
                 "tool_calls": list(run.tool_calls),
@@ -154,7 +154,8 @@ class InterfaceConfig:
     run_timeout: float | None = None
     token_budget: int | None = None
     retries: int | None = None
-    tools: Sequence[Tool | Callable[..., Any]] = ()
+    # Tool objects, plain functions, or names of registered tools (built-ins and plugins).
+    tools: Sequence[Tool | Callable[..., Any] | str] = ()
     approve: ApprovalCallback | None = None
     storage: StorageProvider | str = "memory"
     storage_options: dict[str, Any] = field(default_factory=dict)
@@ -216,8 +217,13 @@ class DirectChatInterface(ChatInterface):
         self.settings = settings
         self.router = ModelRouter(settings, None if self.config.use_environment else {})
         self.tools: dict[str, Tool] = {}
+        registry: ToolRegistry | None = None
         for item in self.config.tools:
-            tool = item if isinstance(item, Tool) else Tool(item)
+            if isinstance(item, str):
+                registry = registry or ToolRegistry.default(settings)
+                tool = registry.get(item)
+            else:
+                tool = item if isinstance(item, Tool) else Tool(item)
             if tool.name in self.tools:
                 raise UserError(f"two tools are named {tool.name!r}")
             self.tools[tool.name] = tool

@@ -75,7 +75,7 @@ class ModelBackend(ABC):
 
     async def aclose(self) -> None:
         """Release connections; the default has none."""
-        return None
+        return
 
 
 @dataclass(slots=True)

@@ -73,7 +73,11 @@ class ModelRouter:
         full = self.settings.aliases.get(name, name).strip()
         provider, sep, provider_model = full.partition("/")
         if not sep or not provider or not provider_model:
-            hint = f" (did you mean 'openai/{full}'?)" if full.startswith(("gpt-", "o1", "o3", "o4")) else ""
+            hint = (
+                f" (did you mean 'openai/{full}'?)"
+                if full.startswith(("gpt-", "o1", "o3", "o4"))
+                else ""
+            )
             raise UserError(
                 f"model {full!r} has no provider prefix: use provider/model, e.g. "
                 f"'openai/gpt-4o-mini' or 'anthropic/claude-sonnet-4-5'{hint}"

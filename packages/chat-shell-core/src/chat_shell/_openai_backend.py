@@ -104,8 +104,9 @@ class OpenAIBackend(ModelBackend):
             ) as response:
                 if response.status_code >= 400:
                     body = await response.aread()
+                    problem = describe_http_error(response.status_code, body, request.api_key)
                     raise ModelError(
-                        f"{where}: {describe_http_error(response.status_code, body, request.api_key)}",
+                        f"{where}: {problem}",
                         retryable=is_retryable_status(response.status_code),
                         status_code=response.status_code,
                     )
@@ -121,9 +122,7 @@ class OpenAIBackend(ModelBackend):
                     try:
                         chunk = loads(payload)
                     except ValueError as exc:
-                        raise ModelError(
-                            f"{where}: malformed stream data", retryable=True
-                        ) from exc
+                        raise ModelError(f"{where}: malformed stream data", retryable=True) from exc
                     if "error" in chunk:
                         error = chunk["error"]
                         message = error.get("message", "") if isinstance(error, dict) else error

@@ -27,6 +27,8 @@ def create_storage(name: str, **options: Any) -> StorageProvider:
         if not isinstance(provider, StorageProvider):
             raise UserError(f"storage plugin {name!r} did not return a StorageProvider")
         return provider
-    hint = f"; install it with: pip install {_INSTALL_HINTS[name]}" if name in _INSTALL_HINTS else ""
+    hint = (
+        f"; install it with: pip install {_INSTALL_HINTS[name]}" if name in _INSTALL_HINTS else ""
+    )
     known = ", ".join(available_storage()) or "none"
     raise UserError(f"unknown storage backend {name!r} (installed: {known}){hint}")

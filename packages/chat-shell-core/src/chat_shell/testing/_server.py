@@ -9,6 +9,7 @@ of that tool, anything else ``echo: <message>``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import socket
@@ -67,7 +68,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
-            self._send_json(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+            self._send_json(
+                200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
+            )
         else:
             self._send_json(404, {"error": {"message": "not found", "type": "invalid_request"}})
 
@@ -110,7 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.flush()
                     self.connection.shutdown(2)  # mid-stream drop: no final chunk, no [DONE]
                     return
-                if reply.stream_error is not None and sent > len(reply.reasoning) + len(reply.chunks):
+                if reply.stream_error is not None and sent > len(reply.reasoning) + len(
+                    reply.chunks
+                ):
                     error = {"error": {"message": reply.stream_error, "type": "scripted"}}
                     self._write_chunk(b"data: " + json.dumps(error).encode() + b"\n\n")
                     break
@@ -213,7 +218,5 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with ScriptedModelServer(port=args.port) as server:
         print(server.url, flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass

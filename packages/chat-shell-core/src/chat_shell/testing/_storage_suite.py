@@ -174,7 +174,7 @@ class StorageConformance:
 
     @pytest.mark.asyncio
     async def test_unicode_content(self, history: HistoryStorage) -> None:
-        text = "héllo ✓ 你好 \U0001f600 \"quotes\" \n new line \\ backslash"
+        text = 'héllo ✓ 你好 \U0001f600 "quotes" \n new line \\ backslash'
         await history.append_messages("u", [Message(role="user", content=text)])
         assert (await history.get_history("u"))[0].content == text
 

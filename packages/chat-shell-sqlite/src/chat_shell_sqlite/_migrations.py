@@ -1,0 +1,165 @@
+"""The schema, as append-only numbered migration steps recorded in ``chat_shell_migrations``.
+
+Never edit or reorder a step that has shipped: databases in the wild were built by it. Change the
+schema by appending a step. A database made by any earlier version upgrades in place; one made by
+a newer version (a step this code does not know) is refused, never downgraded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from chat_shell import StorageError
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "Migration", "migrate"]
+
+MIGRATIONS_TABLE = "chat_shell_migrations"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "sessions and messages",
+        (
+            """
+            CREATE TABLE sessions (
+                id            TEXT PRIMARY KEY,
+                title         TEXT,
+                owner         TEXT,
+                created_at    REAL NOT NULL,
+                updated_at    REAL NOT NULL,
+                message_count INTEGER NOT NULL DEFAULT 0,
+                metadata      TEXT NOT NULL DEFAULT '{}'
+            )
+            """,
+            "CREATE INDEX sessions_by_update ON sessions (updated_at DESC, id DESC)",
+            "CREATE INDEX sessions_by_owner ON sessions (owner, updated_at DESC, id DESC)",
+            # ``id`` is the rowid: always larger than every id before it, so it is the order of
+            # messages within a session.
+            """
+            CREATE TABLE messages (
+                id           INTEGER PRIMARY KEY,
+                session_id   TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+                role         TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+                content      TEXT,
+                tool_calls   TEXT,
+                tool_call_id TEXT,
+                name         TEXT,
+                timestamp    REAL NOT NULL,
+                metadata     TEXT NOT NULL DEFAULT '{}'
+            )
+            """,
+            "CREATE INDEX messages_by_session ON messages (session_id, id)",
+        ),
+    ),
+    Migration(
+        2,
+        "full-text search over message content",
+        (
+            """
+            CREATE VIRTUAL TABLE messages_fts USING fts5 (
+                content, content = 'messages', content_rowid = 'id',
+                tokenize = 'unicode61 remove_diacritics 2'
+            )
+            """,
+            """
+            CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages
+            WHEN new.content IS NOT NULL BEGIN
+                INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+            END
+            """,
+            """
+            CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+            WHEN old.content IS NOT NULL BEGIN
+                INSERT INTO messages_fts (messages_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+            END
+            """,
+            """
+            CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+                INSERT INTO messages_fts (messages_fts, rowid, content)
+                SELECT 'delete', old.id, old.content WHERE old.content IS NOT NULL;
+                INSERT INTO messages_fts (rowid, content)
+                SELECT new.id, new.content WHERE new.content IS NOT NULL;
+            END
+            """,
+            "INSERT INTO messages_fts (rowid, content)"
+            " SELECT id, content FROM messages WHERE content IS NOT NULL",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    return {row[0] for row in rows}
+
+
+def _applied(conn: sqlite3.Connection, path: Path) -> set[int] | None:
+    """Versions already applied; ``None`` for a database with no tables at all."""
+    tables = _tables(conn)
+    if not tables:
+        return None
+    if MIGRATIONS_TABLE not in tables:
+        raise StorageError(
+            f"{path} is a SQLite database but not a chat-shell history (it has no"
+            f" {MIGRATIONS_TABLE} table); chat-shell left it untouched: choose another storage path"
+        )
+    versions = {row[0] for row in conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")}  # noqa: S608
+    newest = max(versions, default=0)
+    if newest > LATEST_VERSION:
+        from . import __version__
+
+        raise StorageError(
+            f"{path} was written by a newer chat-shell-sqlite (schema version {newest}; this"
+            f" chat-shell-sqlite {__version__} knows up to {LATEST_VERSION}); upgrade it with"
+            " `pip install -U chat-shell-sqlite`. The file was left untouched."
+        )
+    return versions
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> list[int]:
+    """Apply the steps this database lacks, in one ``BEGIN IMMEDIATE`` transaction.
+
+    Returns the versions applied. Safe when several processes open a new file at once: the
+    write lock serialises them and the second finds nothing left to do.
+    """
+    applied = _applied(conn, path)
+    if applied is not None and all(m.version in applied for m in MIGRATIONS):
+        return []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        applied = _applied(conn, path) or set()
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        done = []
+        for migration in MIGRATIONS:
+            if migration.version in applied:
+                continue
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute(
+                f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)",  # noqa: S608
+                (migration.version, migration.name, time.time()),
+            )
+            done.append(migration.version)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return done

@@ -1,0 +1,640 @@
+"""History in one SQLite file: durable, shared safely by several processes, searchable."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import time
+import urllib.parse
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from chat_shell import (
+    HistoryStorage,
+    ImportReport,
+    Message,
+    NotFoundError,
+    SessionInfo,
+    StorageError,
+    StorageProvider,
+    UserError,
+    default_home,
+    export_sessions,
+    import_sessions,
+    validate_session_id,
+)
+from pydantic import BaseModel, ValidationError
+
+from ._migrations import migrate
+from ._worker import Worker
+
+__all__ = ["SQLiteHistoryStorage", "SQLiteStorage", "SearchHit", "Synchronous"]
+
+T = TypeVar("T")
+
+Synchronous = Literal["normal", "full", "extra"]
+_SYNCHRONOUS = ("normal", "full", "extra")
+_HEADER = b"SQLite format 3\x00"
+DEFAULT_BUSY_TIMEOUT = 30.0
+CACHE_KIB = 16 * 1024  # page cache per connection; SQLite's default is 2 MiB
+
+_MESSAGE_COLUMNS = "role, content, tool_calls, tool_call_id, name, timestamp, metadata"
+_SESSION_COLUMNS = "id, title, owner, created_at, updated_at, message_count, metadata"
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages (session_id, {_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+)
+_MessageRow = tuple[str, str | None, str | None, str | None, str | None, float, str]
+
+
+class SearchHit(BaseModel):
+    """One message matching a ``search``: its session, the message, and a snippet of the match
+    with the matched words between ``**``."""
+
+    session_id: str
+    message: Message
+    snippet: str
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+def storage_error(path: Path, exc: sqlite3.Error, busy_timeout: float) -> StorageError:
+    """A ``StorageError`` that names the file and says what to do."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if name.startswith("SQLITE_NOTADB") or "not a database" in text:
+        return StorageError(
+            f"{path} is not a SQLite database (or is encrypted); chat-shell left it untouched:"
+            " move it away or choose another storage path"
+        )
+    if name.startswith("SQLITE_CORRUPT") or "malformed" in text:
+        return StorageError(
+            f"{path} is corrupt ({text}); chat-shell left it untouched: restore it from a backup,"
+            f" salvage it with `sqlite3 {path} .recover | sqlite3 recovered.db`, or choose another"
+            " storage path"
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StorageError(
+            f"{path} stayed locked by another process for more than {busy_timeout:g} s; try"
+            " again, and look for a process stuck in a long write"
+        )
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return StorageError(
+            f"{path} is read-only ({text}); make the file and its folder writable or choose"
+            " another storage path"
+        )
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return StorageError(
+            f"cannot open {path} ({text}); check that the file and its folder exist and are"
+            " writable, or choose another storage path"
+        )
+    if name.startswith("SQLITE_FULL"):
+        return StorageError(f"cannot write {path}: the disk is full")
+    return StorageError(f"SQLite error on {path}: {text}")
+
+
+# -- opening -------------------------------------------------------------------------------------
+
+
+def _make_folder(folder: Path) -> None:
+    missing = []
+    probe = folder
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise StorageError(f"cannot create a database under {probe}: it is a file, not a folder")
+    for level in reversed(missing):
+        try:
+            level.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create folder {level} for the history database: {exc.strerror};"
+                " choose another storage path"
+            ) from exc
+
+
+def _prepare_file(path: Path) -> None:
+    """Make the folder (0700) and an empty database file (0600), or check the existing file.
+
+    An existing file that is not a SQLite database is refused before SQLite even sees it.
+    """
+    folder = path.parent
+    _make_folder(folder)
+    if path.is_dir():
+        raise StorageError(f"{path} is a folder, not a database file; choose a file path")
+    if not path.exists():
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise StorageError(
+                f"cannot create {path}: folder {folder} is not writable; choose another"
+                " storage path"
+            )
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:  # another process made it first
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot create {path}: {exc.strerror}") from exc
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        return
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_HEADER))
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror}; check its permissions") from exc
+    if header and header != _HEADER:
+        raise StorageError(
+            f"{path} is not a SQLite database; chat-shell left it untouched: move it away or"
+            " choose another storage path"
+        )
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise StorageError(f"{path} is read-only; make it writable or choose another storage path")
+    sidecars = all(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm"))
+    if not sidecars and not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"cannot use {path}: its folder {folder} is read-only and SQLite needs to create"
+            f" {path.name}-wal and {path.name}-shm next to it; make the folder writable or move"
+            " the database"
+        )
+
+
+def _enable_wal(conn: sqlite3.Connection, path: Path, busy_timeout: float) -> None:
+    # Switching a new file to WAL needs a moment of exclusive access; another process opening
+    # the same new file can hold it, so retry within the busy timeout.
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as exc:
+            if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+    if str(mode).lower() != "wal":
+        raise StorageError(
+            f"{path}: SQLite could not use WAL mode (journal mode is {mode!r}); it is needed for"
+            " safe use by several processes. Is the file on a network file system? Choose a"
+            " local storage path"
+        )
+
+
+def open_connection(path: Path, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the database; never makes a new file over another."""
+    _prepare_file(path)
+    # mode=rw: SQLite must not create a file of its own (we made it above, 0600).
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=rw"
+    try:
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=True
+        )
+    except sqlite3.Error as exc:
+        raise storage_error(path, exc, busy_timeout) from exc
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        _enable_wal(conn, path, busy_timeout)
+        conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        migrate(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise storage_error(path, exc, busy_timeout) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _write(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction, begun IMMEDIATE: it takes the write lock up front (waiting for it
+    within the busy timeout), so it can never fail half-way on a lock another writer holds."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _message_row(message: Message) -> _MessageRow:
+    try:
+        data = message.model_dump(mode="json", include={"tool_calls", "metadata"})
+    except Exception as exc:
+        raise UserError(f"message metadata cannot be stored as JSON: {exc}") from exc
+    tool_calls = data["tool_calls"]
+    return (
+        message.role,
+        message.content,
+        None if tool_calls is None else _dumps(tool_calls),
+        message.tool_call_id,
+        message.name,
+        message.timestamp,
+        _dumps(data["metadata"]),
+    )
+
+
+def message_rows(session_id: str, messages: Sequence[Message]) -> list[tuple[Any, ...]]:
+    """The ``messages`` table rows of ``messages`` (serialised before the storage thread)."""
+    return [(session_id, *_message_row(message)) for message in messages]
+
+
+def append_rows(
+    conn: sqlite3.Connection, session_id: str, rows: list[tuple[Any, ...]], owner: str | None
+) -> None:
+    """One write transaction: create or touch the session, then insert the rows."""
+    now = time.time()
+    with _write(conn):
+        conn.execute(
+            "INSERT INTO sessions (id, owner, created_at, updated_at, message_count)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " updated_at = excluded.updated_at,"
+            " message_count = message_count + excluded.message_count",
+            (session_id, owner, now, now, len(rows)),
+        )
+        conn.executemany(_INSERT_MESSAGE, rows)
+
+
+def _message(path: Path, row: Sequence[Any]) -> Message:
+    role, content, tool_calls, tool_call_id, name, timestamp, metadata = row
+    try:
+        return Message.model_validate(
+            {
+                "role": role,
+                "content": content,
+                "tool_calls": None if tool_calls is None else json.loads(tool_calls),
+                "tool_call_id": tool_call_id,
+                "name": name,
+                "timestamp": timestamp,
+                "metadata": json.loads(metadata),
+            }
+        )
+    except (ValueError, ValidationError) as exc:
+        raise StorageError(f"{path} holds a message that is not valid ({exc})") from exc
+
+
+def _session(path: Path, row: Sequence[Any]) -> SessionInfo:
+    session_id, title, owner, created_at, updated_at, message_count, metadata = row
+    try:
+        return SessionInfo(
+            id=session_id,
+            title=title,
+            owner=owner,
+            created_at=created_at,
+            updated_at=updated_at,
+            message_count=message_count,
+            metadata=json.loads(metadata),
+        )
+    except (ValueError, ValidationError) as exc:
+        raise StorageError(f"{path} holds a session that is not valid ({exc})") from exc
+
+
+def _fts_query(text: str) -> str:
+    """Plain words to an FTS5 query: each word a quoted phrase, all required.
+
+    Quoting keeps FTS5's operators (``AND``, ``-``, ``*``, quotes…) in the user's text inert.
+    """
+    words = [word for word in text.split() if re.search(r"\w", word)]
+    if not words:
+        raise UserError("search text has no words to look for")
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+def _check_paging(limit: int, offset: int) -> None:
+    if limit < 0 or offset < 0:
+        raise UserError(f"limit and offset must be 0 or more (got limit={limit}, offset={offset})")
+
+
+# -- history -------------------------------------------------------------------------------------
+
+
+class SQLiteHistoryStorage(HistoryStorage):
+    """``HistoryStorage`` over an open SQLite file, plus search, export and import."""
+
+    def __init__(self, path: Path, worker: Worker, busy_timeout: float) -> None:
+        self.path = path
+        self._worker = worker
+        self._busy_timeout = busy_timeout
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def guarded(conn: sqlite3.Connection) -> T:
+            try:
+                return fn(conn)
+            except sqlite3.Error as exc:
+                raise storage_error(self.path, exc, self._busy_timeout) from exc
+
+        return await self._worker.call(guarded)
+
+    async def get_history(self, session_id: str, limit: int | None = None) -> list[Message]:
+        validate_session_id(session_id)
+        if limit is not None and limit <= 0:
+            return []
+        path = self.path
+
+        def read(conn: sqlite3.Connection) -> list[Message]:
+            if limit is None:
+                rows = conn.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY id",  # noqa: S608
+                    (session_id,),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ?"  # noqa: S608
+                    " ORDER BY id DESC LIMIT ?",
+                    (session_id, limit),
+                ).fetchall()
+                rows.reverse()
+            return [_message(path, row) for row in rows]
+
+        return await self._run(read)
+
+    async def append_messages(
+        self, session_id: str, messages: Sequence[Message], *, owner: str | None = None
+    ) -> None:
+        validate_session_id(session_id)
+        if not messages:
+            return
+        rows = message_rows(session_id, messages)
+        await self._run(lambda conn: append_rows(conn, session_id, rows, owner))
+
+    async def clear_history(self, session_id: str) -> None:
+        validate_session_id(session_id)
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                changed = conn.execute(
+                    "UPDATE sessions SET message_count = 0, updated_at = ? WHERE id = ?",
+                    (time.time(), session_id),
+                ).rowcount
+                if changed:
+                    conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+
+        await self._run(write)
+
+    def _get(self, conn: sqlite3.Connection, session_id: str) -> SessionInfo:
+        row = conn.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?",  # noqa: S608
+            (session_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no session {session_id!r}")
+        return _session(self.path, row)
+
+    async def get_session(self, session_id: str) -> SessionInfo:
+        validate_session_id(session_id)
+        return await self._run(lambda conn: self._get(conn, session_id))
+
+    async def list_sessions(
+        self, *, limit: int = 50, offset: int = 0, owner: str | None = None
+    ) -> list[SessionInfo]:
+        _check_paging(limit, offset)
+        path = self.path
+
+        def read(conn: sqlite3.Connection) -> list[SessionInfo]:
+            if owner is None:
+                rows = conn.execute(
+                    f"SELECT {_SESSION_COLUMNS} FROM sessions"  # noqa: S608
+                    " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+                    (limit, offset),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE owner = ?"  # noqa: S608
+                    " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+                    (owner, limit, offset),
+                ).fetchall()
+            return [_session(path, row) for row in rows]
+
+        return await self._run(read)
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        title: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> SessionInfo:
+        validate_session_id(session_id)
+        extra = _dumps(metadata or {})  # fail on unstorable metadata before touching the file
+
+        def write(conn: sqlite3.Connection) -> SessionInfo:
+            with _write(conn):
+                info = self._get(conn, session_id)
+                merged = {**info.metadata, **json.loads(extra)}
+                now = time.time()
+                conn.execute(
+                    "UPDATE sessions SET title = coalesce(?, title), metadata = ?, updated_at = ?"
+                    " WHERE id = ?",
+                    (title, _dumps(merged), now, session_id),
+                )
+            return info.model_copy(
+                update={
+                    "title": info.title if title is None else title,
+                    "metadata": merged,
+                    "updated_at": now,
+                }
+            )
+
+        return await self._run(write)
+
+    async def delete_session(self, session_id: str) -> None:
+        validate_session_id(session_id)
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                # ON DELETE CASCADE removes the messages; the triggers remove them from search.
+                if not conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount:
+                    raise NotFoundError(f"no session {session_id!r}")
+
+        await self._run(write)
+
+    # -- beyond the base interface ---------------------------------------------------------------
+
+    async def search(
+        self,
+        text: str,
+        *,
+        limit: int = 20,
+        owner: str | None = None,
+        session_id: str | None = None,
+    ) -> list[SearchHit]:
+        """Messages whose content contains every word of ``text`` (case and accents ignored),
+        best matches first; optionally only ``owner``'s sessions or one session."""
+        query = _fts_query(text)
+        _check_paging(limit, 0)
+        if session_id is not None:
+            validate_session_id(session_id)
+        path = self.path
+
+        def read(conn: sqlite3.Connection) -> list[SearchHit]:
+            rows = conn.execute(
+                f"SELECT m.session_id, snippet(messages_fts, 0, '**', '**', '…', 12),"  # noqa: S608
+                f" {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))}"
+                " FROM messages_fts"
+                " JOIN messages AS m ON m.id = messages_fts.rowid"
+                " JOIN sessions AS s ON s.id = m.session_id"
+                " WHERE messages_fts MATCH :query"
+                " AND (:owner IS NULL OR s.owner = :owner)"
+                " AND (:session IS NULL OR m.session_id = :session)"
+                " ORDER BY rank, m.id DESC LIMIT :limit",
+                {"query": query, "owner": owner, "session": session_id, "limit": limit},
+            ).fetchall()
+            return [
+                SearchHit(session_id=row[0], snippet=row[1], message=_message(path, row[2:]))
+                for row in rows
+            ]
+
+        return await self._run(read)
+
+    def export_sessions(self, session_ids: Iterable[str] | None = None) -> AsyncIterator[str]:
+        """The sessions (all, or ``session_ids``) as JSON Lines; see ``chat_shell`` transfer."""
+        return export_sessions(self, session_ids)
+
+    async def import_sessions(
+        self, lines: str | Iterable[str] | AsyncIterable[str]
+    ) -> ImportReport:
+        """Import JSON Lines from any backend's export; existing sessions are skipped."""
+        return await import_sessions(self, lines)
+
+    async def import_session(self, info: SessionInfo, messages: Sequence[Message]) -> bool:
+        """Store a session exactly as given unless its id exists (one atomic step)."""
+        session_id = validate_session_id(info.id)
+        rows = message_rows(session_id, messages)
+        metadata = _dumps(info.model_dump(mode="json")["metadata"])
+
+        def write(conn: sqlite3.Connection) -> bool:
+            with _write(conn):
+                created = conn.execute(
+                    f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+                    " ON CONFLICT (id) DO NOTHING",
+                    (
+                        session_id,
+                        info.title,
+                        info.owner,
+                        info.created_at,
+                        info.updated_at,
+                        len(rows),
+                        metadata,
+                    ),
+                ).rowcount
+                if created:
+                    conn.executemany(_INSERT_MESSAGE, rows)
+            return bool(created)
+
+        return await self._run(write)
+
+    async def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``: ``"ok"`` for a healthy file, else what is wrong."""
+
+        def read(conn: sqlite3.Connection) -> str:
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+            return "\n".join(str(row[0]) for row in rows)
+
+        return await self._run(read)
+
+
+# -- provider ------------------------------------------------------------------------------------
+
+
+class SQLiteStorage(StorageProvider):
+    """History in a SQLite file (default: ``<chat-shell home>/history.db``).
+
+    ``synchronous`` is SQLite's ``PRAGMA synchronous`` in WAL mode: ``"normal"`` (the default)
+    loses nothing when a process crashes and keeps the file consistent through a power loss, which
+    may cost the last transactions committed before it; ``"full"`` also keeps those, at the price
+    of an fsync per write. ``busy_timeout`` is how long (seconds) to wait for another process's
+    write before giving up.
+    """
+
+    name = "sqlite"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        synchronous: Synchronous = "normal",
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> None:
+        if synchronous not in _SYNCHRONOUS:
+            raise UserError(
+                f"synchronous must be one of {', '.join(_SYNCHRONOUS)} (got {synchronous!r})"
+            )
+        if busy_timeout < 0:
+            raise UserError(f"busy_timeout must be 0 or more seconds (got {busy_timeout})")
+        self.path = Path(path) if path is not None else default_home() / "history.db"
+        self.synchronous: Synchronous = synchronous
+        self.busy_timeout = float(busy_timeout)
+        self._worker: Worker | None = None
+        self._history: SQLiteHistoryStorage | None = None
+
+    @property
+    def history(self) -> SQLiteHistoryStorage:
+        if self._history is None:
+            raise StorageError(
+                "SQLiteStorage is not initialized: call `await storage.initialize()`"
+            )
+        return self._history
+
+    async def initialize(self) -> None:
+        if self._history is not None:
+            return
+        path = self.path.expanduser().absolute()
+        worker = Worker(name=f"chat-shell-sqlite {path.name}")
+        try:
+            await worker.open(lambda: open_connection(path, self.synchronous, self.busy_timeout))
+        except BaseException:
+            await worker.close()
+            raise
+        self._worker = worker
+        self._history = SQLiteHistoryStorage(path, worker, self.busy_timeout)
+
+    async def close(self) -> None:
+        worker, self._worker, self._history = self._worker, None, None
+        if worker is not None:
+            await worker.close()
+
+    async def __aenter__(self) -> SQLiteStorage:
+        await self.initialize()
+        return self
+
+    async def search(
+        self,
+        text: str,
+        *,
+        limit: int = 20,
+        owner: str | None = None,
+        session_id: str | None = None,
+    ) -> list[SearchHit]:
+        """See ``SQLiteHistoryStorage.search``."""
+        return await self.history.search(text, limit=limit, owner=owner, session_id=session_id)
+
+    def export_sessions(self, session_ids: Iterable[str] | None = None) -> AsyncIterator[str]:
+        """See ``SQLiteHistoryStorage.export_sessions``."""
+        return self.history.export_sessions(session_ids)
+
+    async def import_sessions(
+        self, lines: str | Iterable[str] | AsyncIterable[str]
+    ) -> ImportReport:
+        """See ``SQLiteHistoryStorage.import_sessions``."""
+        return await self.history.import_sessions(lines)

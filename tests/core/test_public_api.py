@@ -1,0 +1,76 @@
+"""The public surface: curated, sorted, complete, typed and light to import."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import chat_shell
+import chat_shell.testing
+
+
+def test_all_is_sorted_and_every_name_exists() -> None:
+    for module in (chat_shell, chat_shell.testing):
+        assert module.__all__ == sorted(module.__all__), module.__name__
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_every_public_name_of_a_private_module_is_exported() -> None:
+    exported = set(chat_shell.__all__)
+    internal = {
+        "DocumentHistory",
+        "SessionDocument",
+        "is_retryable_status",
+        "describe_http_error",
+        "import_litellm",
+        "LiteLLMBackend",
+        "OpenAIBackend",
+        "MemoryHistoryStorage",
+        "JSONHistoryStorage",
+        "ChunkAccumulator",
+        "LITELLM_PROVIDERS",
+    }
+    missing = []
+    for info in pkgutil.iter_modules(chat_shell.__path__):
+        if not info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"chat_shell.{info.name}")
+        for name in getattr(module, "__all__", []):
+            if name not in exported and name not in internal:
+                missing.append(f"{info.name}.{name}")
+    assert missing == []
+
+
+def test_package_is_typed() -> None:
+    assert (Path(chat_shell.__file__).parent / "py.typed").exists()
+    assert chat_shell.__version__[0].isdigit()
+
+
+def test_importing_chat_shell_stays_light() -> None:
+    code = (
+        "import sys, chat_shell, chat_shell.testing; "
+        "print(','.join(m for m in ('litellm', 'fastapi', 'typer', 'uvicorn', 'httpx', 'pytest') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_the_provider_list_matches_litellm() -> None:
+    """``_providers`` lets us name models without importing litellm; it must not drift."""
+    code = (
+        "import os; os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] = 'True'\n"
+        "import litellm; print('\\n'.join(sorted(p.value for p in litellm.provider_list)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    from chat_shell._providers import LITELLM_PROVIDERS
+
+    assert set(result.stdout.split()) == LITELLM_PROVIDERS
