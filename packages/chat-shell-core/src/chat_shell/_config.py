@@ -65,7 +65,18 @@ class Settings(BaseModel):
     run_timeout: float | None = Field(default=600.0, gt=0, description="seconds per run")
     retries: int = Field(default=2, ge=0, le=10, description="retries before the first token")
     storage: str = Field(default="sqlite", description="history backend of the CLI and server")
-    storage_path: str | None = None
+    storage_path: str | None = Field(
+        default=None, description="file or folder of the sqlite/json backends (default: in home)"
+    )
+    storage_url: str | None = Field(
+        default=None, description="base URL of a chat-shell server, for the remote backend"
+    )
+    storage_api_key: str | None = Field(
+        default=None, repr=False, json_schema_extra={"secret": True}
+    )
+    server: dict[str, Any] = Field(
+        default_factory=dict, description="options of `chat-shell serve` (docs/http.md)"
+    )
     tools: list[str] | None = Field(default=None, description="tools enabled (None: all)")
     # Built-in tools (docs/tools.md). Secrets carry json_schema_extra={"secret": True}.
     file_root: str | None = Field(
@@ -105,6 +116,8 @@ _ENV_KEYS = (
     "retries",
     "storage",
     "storage_path",
+    "storage_url",
+    "storage_api_key",
     "tools",
     "file_root",
     "file_max_bytes",

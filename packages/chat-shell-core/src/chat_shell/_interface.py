@@ -130,7 +130,10 @@ class StreamingChatOutput:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if not self.run.done:
             await self.cancel()
@@ -254,7 +257,9 @@ class DirectChatInterface(ChatInterface):
             spec = ModelSpec(name=name, provider="custom", provider_model=name)
             return [ModelChoice(spec, configured)]
         # The interface's api_base/api_key belong to its own model, not to a per-turn override.
-        endpoint = {} if requested else {"api_base": self.config.api_base, "api_key": self.config.api_key}
+        endpoint = (
+            {} if requested else {"api_base": self.config.api_base, "api_key": self.config.api_key}
+        )
         specs = [self.router.resolve(requested or self.settings.model, **endpoint)]
         specs += [self.router.resolve(name) for name in self.settings.fallback_models]
         return [ModelChoice(spec, self.router.backend(spec)) for spec in specs]

@@ -1,4 +1,6 @@
-"""Provider prefixes litellm knows (litellm.provider_list), kept here so naming a model never imports litellm.
+"""Provider prefixes litellm knows (``litellm.provider_list``).
+
+Kept here so that naming a model never imports litellm.
 
 A test compares this set with the installed litellm; regenerate it when litellm is upgraded.
 """

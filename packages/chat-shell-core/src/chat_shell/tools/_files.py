@@ -79,7 +79,7 @@ class FileRoot:
 
     @classmethod
     def create(cls, root: str | os.PathLike[str], **limits: Any) -> FileRoot:
-        real = Path(os.path.realpath(os.fspath(root)))
+        real = Path(os.path.realpath(os.path.expanduser(os.fspath(root))))
         if not real.is_dir():
             raise UserError(f"file_root {os.fspath(root)!r} is not an existing folder")
         return cls(real, **limits)
