@@ -31,7 +31,7 @@ for dist in "${selected[@]}"; do
     tests="${TESTS[$dist]}"
     venv=".wheel-venvs/$dist"
     echo "=== $dist: wheel alone, $tests"
-    "$UV" venv --quiet --python 3.11 "$venv"
+    "$UV" venv --quiet --python python3 "$venv"
     requirements="$venv/requirements.txt"
     "$UV" export --package "$dist" --frozen --no-dev --no-emit-workspace --no-header \
         --format requirements-txt --output-file "$requirements" --quiet
