@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -11,6 +12,8 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+from chat_shell_sqlite import SQLiteStorage
 
 WRITER = Path(__file__).with_name("_writer.py")
 
@@ -46,6 +49,14 @@ def test_two_processes_write_2000_messages_with_no_error_and_no_loss(tmp_path: P
         ]
     assert _query(db, "SELECT message_count FROM sessions WHERE id = 'shared'") == [(2000,)]
     assert _query(db, "PRAGMA integrity_check") == [("ok",)]
+
+    async def search(word: str) -> list[str]:
+        async with SQLiteStorage(path=db) as storage:
+            return sorted(h.message.content or "" for h in await storage.search(word, limit=5))
+
+    # both processes' messages are searchable, indexed in batches or by the search itself
+    assert asyncio.run(search("999")) == ["a-999", "b-999"]
+    assert asyncio.run(search("0")) == ["a-0", "b-0"]
 
 
 def test_writer_killed_20_times_loses_nothing_it_acknowledged(tmp_path: Path) -> None:

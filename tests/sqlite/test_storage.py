@@ -26,6 +26,7 @@ from chat_shell import (
     import_sessions,
 )
 from chat_shell_sqlite import SCHEMA_VERSION, SQLiteHistoryStorage, SQLiteStorage
+from chat_shell_sqlite._storage import FTS_BATCH
 
 
 def _query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
@@ -217,6 +218,81 @@ async def test_search(storage: SQLiteStorage, history: SQLiteHistoryStorage) -> 
     assert await history.search('bread" OR * -NEAR(') == []
     with pytest.raises(UserError):
         await history.search("  -- ")
+
+
+def fts_consistent(path: Path) -> None:
+    """The search index holds exactly the messages with content up to its mark, and is sound."""
+    _query(path, "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+    assert _query(path, "SELECT id FROM messages_fts_docsize ORDER BY id") == _query(
+        path,
+        "SELECT id FROM messages WHERE content IS NOT NULL"
+        " AND id <= (SELECT indexed_upto FROM messages_fts_state) ORDER BY id",
+    )
+
+
+def _mark(db: Path) -> tuple[object, ...]:
+    """(the search index mark, the newest message id)."""
+    rows = _query(db, "SELECT indexed_upto, (SELECT max(id) FROM messages) FROM messages_fts_state")
+    return rows[0]
+
+
+async def test_search_indexes_what_waits_before_it_looks(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    async with SQLiteStorage(path=db) as mine, SQLiteStorage(path=db) as other:
+        await mine.history.append_messages("a", [Message(role="user", content="alpha one")])
+        await other.history.append_messages("b", [Message(role="user", content="alpha two")])
+        assert _mark(db) == (0, 2)  # appended, not indexed yet
+        # one storage finds what the other appended: the search indexed it first
+        hits = await mine.search("alpha")
+        assert sorted(h.session_id for h in hits) == ["a", "b"]
+        assert _mark(db) == (2, 2)
+        await other.history.append_messages("b", [Message(role="user", content="alpha three")])
+        assert len(await mine.search("alpha")) == 3
+        fts_consistent(db)
+
+
+async def test_an_append_indexes_once_a_batch_waits(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    async with SQLiteStorage(path=db) as storage:
+        history = storage.history
+        for n in range(FTS_BATCH - 1):
+            await history.append_messages("s", [Message(role="user", content=f"word{n}")])
+        assert _mark(db) == (0, FTS_BATCH - 1)
+        await history.append_messages("s", [Message(role="user", content="last")])
+        assert _mark(db) == (FTS_BATCH, FTS_BATCH)
+        # an import adds many at once: indexed in the same transaction
+        lines = [line async for line in storage.export_sessions()]
+        async with SQLiteStorage(path=tmp_path / "copy.db") as copy:
+            await copy.import_sessions(lines)
+            assert _mark(tmp_path / "copy.db") == (FTS_BATCH, FTS_BATCH)
+            assert [h.message.content for h in await copy.search("word7")] == ["word7"]
+        fts_consistent(db)
+
+
+async def test_ids_given_again_after_deleting_the_newest_are_indexed(tmp_path: Path) -> None:
+    # INTEGER PRIMARY KEY gives max(id) + 1: deleting the newest messages frees their ids, so
+    # the search mark must come down, or a new message could hide below it.
+    db = tmp_path / "history.db"
+    async with SQLiteStorage(path=db) as storage:
+        history = storage.history
+        await history.append_messages("keep", [Message(role="user", content="kept words")])
+        await history.append_messages("gone", [Message(role="user", content="zebra")] * 3)
+        assert [h.session_id for h in await history.search("zebra")] == ["gone"] * 3
+        assert _mark(db) == (4, 4)
+        await history.delete_session("gone")  # indexed, and the newest
+        assert _mark(db) == (1, 1)
+        await history.append_messages("new", [Message(role="user", content="okapi")])
+        assert _mark(db) == (1, 2)  # id 2 again, waiting for the index
+        assert [h.session_id for h in await history.search("okapi")] == ["new"]
+        assert await history.search("zebra") == []
+        # deleting messages not indexed yet: nothing to take out of the index
+        await history.append_messages("late", [Message(role="user", content="quokka")])
+        await history.clear_history("late")
+        assert await history.search("quokka") == []
+        await history.append_messages("late", [Message(role="user", content="quokka again")])
+        assert [h.message.content for h in await history.search("quokka")] == ["quokka again"]
+        fts_consistent(db)
+        assert await history.integrity_check() == "ok"
 
 
 async def test_export_and_import_between_sqlite_and_json(tmp_path: Path) -> None:

@@ -97,6 +97,52 @@ MIGRATIONS: tuple[Migration, ...] = (
             " SELECT id, content FROM messages WHERE content IS NOT NULL",
         ),
     ),
+    # Indexing a message in its own append transaction cost more than the rest of the append
+    # (FTS5 writes a new segment, and now and then merges them, on every commit). From this step
+    # messages are indexed in batches: by an append once enough are waiting, and by every search,
+    # which first indexes whatever is waiting under the write lock, so it never misses a message
+    # whose append returned.
+    Migration(
+        3,
+        "full-text search indexed in batches",
+        (
+            """
+            CREATE TABLE messages_fts_state (
+                id           INTEGER PRIMARY KEY CHECK (id = 1),
+                indexed_upto INTEGER NOT NULL
+            )
+            """,
+            # Every message up to here is in the search index (step 2 indexed all of them).
+            "INSERT INTO messages_fts_state (id, indexed_upto)"
+            " SELECT 1, coalesce(max(id), 0) FROM messages",
+            "DROP TRIGGER messages_fts_insert",
+            "DROP TRIGGER messages_fts_delete",
+            "DROP TRIGGER messages_fts_update",
+            # Only an indexed message has an index entry to remove. Deleting the newest messages
+            # lets SQLite give their ids again (``INTEGER PRIMARY KEY`` is max + 1), so the mark
+            # comes down to the newest message left: an id given again must be indexed again.
+            # One trigger, in this order: the mark moves only after the entry is gone.
+            """
+            CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+            WHEN old.id <= (SELECT indexed_upto FROM messages_fts_state) BEGIN
+                INSERT INTO messages_fts (messages_fts, rowid, content)
+                SELECT 'delete', old.id, old.content WHERE old.content IS NOT NULL;
+                UPDATE messages_fts_state
+                SET indexed_upto = (SELECT coalesce(max(id), 0) FROM messages)
+                WHERE indexed_upto > (SELECT coalesce(max(id), 0) FROM messages);
+            END
+            """,
+            """
+            CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages
+            WHEN old.id <= (SELECT indexed_upto FROM messages_fts_state) BEGIN
+                INSERT INTO messages_fts (messages_fts, rowid, content)
+                SELECT 'delete', old.id, old.content WHERE old.content IS NOT NULL;
+                INSERT INTO messages_fts (rowid, content)
+                SELECT new.id, new.content WHERE new.content IS NOT NULL;
+            END
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

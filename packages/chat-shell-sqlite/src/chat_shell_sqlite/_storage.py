@@ -47,6 +47,20 @@ _SESSION_COLUMNS = "id, title, owner, created_at, updated_at, message_count, met
 _INSERT_MESSAGE = (
     f"INSERT INTO messages (session_id, {_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
 )
+_TOUCH_SESSION = (
+    "INSERT INTO sessions (id, owner, created_at, updated_at, message_count)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+    " updated_at = excluded.updated_at,"
+    " message_count = message_count + excluded.message_count"
+)
+# The search index mark, and the newest message id: the messages in between wait for indexing.
+_FTS_STATE = (
+    "SELECT indexed_upto, coalesce((SELECT max(id) FROM messages), 0) FROM messages_fts_state"
+)
+# How many messages may wait for the search index before an append indexes them. Indexing one
+# message per append costs more than the rest of the append; a batch costs a few microseconds a
+# message, and bounds what the next search has to catch up on.
+FTS_BATCH = 256
 _MessageRow = tuple[str, str | None, str | None, str | None, str | None, float, str]
 
 
@@ -234,8 +248,11 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _encode(value)
 
 
 def _message_row(message: Message) -> _MessageRow:
@@ -260,20 +277,43 @@ def message_rows(session_id: str, messages: Sequence[Message]) -> list[tuple[Any
     return [(session_id, *_message_row(message)) for message in messages]
 
 
+def index_for_search(conn: sqlite3.Connection) -> int:
+    """Add the messages waiting for the search index to it; returns how many ids it covered.
+
+    Call it inside a write transaction: the mark and the index move together, and no other
+    writer can slip a message in between.
+    """
+    upto, newest = conn.execute(_FTS_STATE).fetchone()
+    if newest <= upto:
+        return 0
+    conn.execute(
+        "INSERT INTO messages_fts (rowid, content) SELECT id, content FROM messages"
+        " WHERE id > ? AND id <= ? AND content IS NOT NULL",
+        (upto, newest),
+    )
+    conn.execute("UPDATE messages_fts_state SET indexed_upto = ?", (newest,))
+    return int(newest - upto)
+
+
+def _index_if_due(conn: sqlite3.Connection) -> None:
+    """In a write transaction that added messages: index them once enough are waiting."""
+    upto, newest = conn.execute(_FTS_STATE).fetchone()
+    if newest - upto >= FTS_BATCH:
+        index_for_search(conn)
+
+
 def append_rows(
     conn: sqlite3.Connection, session_id: str, rows: list[tuple[Any, ...]], owner: str | None
 ) -> None:
     """One write transaction: create or touch the session, then insert the rows."""
     now = time.time()
     with _write(conn):
-        conn.execute(
-            "INSERT INTO sessions (id, owner, created_at, updated_at, message_count)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-            " updated_at = excluded.updated_at,"
-            " message_count = message_count + excluded.message_count",
-            (session_id, owner, now, now, len(rows)),
-        )
-        conn.executemany(_INSERT_MESSAGE, rows)
+        conn.execute(_TOUCH_SESSION, (session_id, owner, now, now, len(rows)))
+        if len(rows) == 1:
+            conn.execute(_INSERT_MESSAGE, rows[0])
+        else:
+            conn.executemany(_INSERT_MESSAGE, rows)
+        _index_if_due(conn)
 
 
 def _message(path: Path, row: Sequence[Any]) -> Message:
@@ -488,6 +528,10 @@ class SQLiteHistoryStorage(HistoryStorage):
         path = self.path
 
         def read(conn: sqlite3.Connection) -> list[SearchHit]:
+            upto, newest = conn.execute(_FTS_STATE).fetchone()
+            if newest > upto:  # messages wait for the index: add them first, under the lock
+                with _write(conn):
+                    index_for_search(conn)
             rows = conn.execute(
                 f"SELECT m.session_id, snippet(messages_fts, 0, '**', '**', '…', 12),"  # noqa: S608
                 f" {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))}"
@@ -538,8 +582,9 @@ class SQLiteHistoryStorage(HistoryStorage):
                         metadata,
                     ),
                 ).rowcount
-                if created:
+                if created and rows:
                     conn.executemany(_INSERT_MESSAGE, rows)
+                    _index_if_due(conn)
             return bool(created)
 
         return await self._run(write)

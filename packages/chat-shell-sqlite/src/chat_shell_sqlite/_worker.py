@@ -9,6 +9,7 @@ between processes). The event loop only hands work over and waits for the answer
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import queue
 import sqlite3
@@ -22,16 +23,49 @@ __all__ = ["Worker"]
 
 T = TypeVar("T")
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+_Done = tuple["asyncio.Future[Any]", Any, "BaseException | None"]
 
 
-def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the caller was cancelled; the work itself still finished
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+class _Inbox:
+    """Answers waiting for one event loop, handed over with one wake-up for however many.
+
+    The worker appends an answer, then wakes the loop only if no wake-up is already on its way;
+    the loop clears that flag *before* taking the answers, so an answer appended while it drains
+    is either taken by this drain or gets a wake-up of its own. Nothing waits for a batch to fill:
+    each answer is handed over the moment it exists, and a burst of them costs one wake-up.
+    """
+
+    __slots__ = ("answers", "loop", "waking")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.answers: collections.deque[_Done] = collections.deque()
+        self.waking = False
+
+    def post(self, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+        """On the worker thread."""
+        self.answers.append((future, result, error))
+        if not self.waking:
+            self.waking = True
+            # RuntimeError: the caller's event loop is gone, so nobody is waiting.
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self.drain)
+
+    def drain(self) -> None:
+        """On the event loop."""
+        self.waking = False
+        answers = self.answers
+        while answers:
+            future, result, error = answers.popleft()
+            if future.done():  # the caller was cancelled; the work itself still finished
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+
+_Job = tuple[_Inbox, "asyncio.Future[Any]", Callable[[], Any]]
 
 
 class Worker:
@@ -39,6 +73,7 @@ class Worker:
 
     def __init__(self, name: str) -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._inbox: _Inbox | None = None  # the last caller's loop (a job keeps its own)
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         # Daemon: a storage its owner forgot to close must not keep the interpreter alive.
@@ -46,28 +81,27 @@ class Worker:
         self._thread.start()
 
     def _serve(self) -> None:
+        get = self._jobs.get
         while True:
-            job = self._jobs.get()
+            job = get()
             if job is None:
                 return
-            loop, future, fn = job
-            result: Any = None
-            error: BaseException | None = None
+            inbox, future, fn = job
             try:
-                result = fn()
+                inbox.post(future, fn(), None)
             except BaseException as exc:
-                error = exc
-            # RuntimeError: the caller's event loop is gone, so nobody is waiting.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve, future, result, error)
-            del job, future, fn, result, error
+                inbox.post(future, None, exc)
+            del job, inbox, future, fn
 
     async def _submit(self, fn: Callable[[], T]) -> T:
         if self._closed:
             raise StorageError("the SQLite storage is closed")
         loop = asyncio.get_running_loop()
+        inbox = self._inbox
+        if inbox is None or inbox.loop is not loop:
+            inbox = self._inbox = _Inbox(loop)
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((loop, future, fn))
+        self._jobs.put((inbox, future, fn))
         return await future
 
     def _connection(self) -> sqlite3.Connection:
