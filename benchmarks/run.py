@@ -22,6 +22,8 @@ ROOT = HERE.parent
 BENCHMARKS = [
     ["bench_stream.py", "--tokens", "10000", "--runs", "5", "--litellm"],
     ["bench_sqlite.py"],
+    ["bench_cli.py"],
+    ["bench_http.py", "--runs", "5"],
 ]
 
 

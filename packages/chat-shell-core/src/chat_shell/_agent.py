@@ -59,6 +59,7 @@ class RunPlan:
     token_budget: int | None = None
     retries: int = 2
     store: bool = True
+    new_session: bool = False  # the id was just made up: there is no history to read
     owner: str | None = None
     approve: ApprovalCallback | None = None
 
@@ -159,10 +160,15 @@ class ChatAgent:
         step: _Step | None = None
         pending_tools: list[ToolCallPart] = []
         results: list[Message | None] = []
+        user_stored: asyncio.Future[None] | None = None
         try:
             async with asyncio.timeout(plan.run_timeout):
-                history = await self.storage.get_history(plan.session_id)
-                await self._store(plan, plan.new_messages)
+                history = (
+                    [] if plan.new_session else await self.storage.get_history(plan.session_id)
+                )
+                # Written while the model is already being asked: it shortens the time to the
+                # first token; it is awaited before anything else of the turn is stored.
+                user_stored = asyncio.ensure_future(self._store(plan, plan.new_messages))
                 conversation: list[Message] = []
                 if plan.system_prompt:
                     conversation.append(Message(role="system", content=plan.system_prompt))
@@ -174,6 +180,7 @@ class ChatAgent:
                     pending_tools = step.tool_calls
                     results = [None] * len(pending_tools)
                     step = None
+                    await asyncio.shield(user_stored)
                     await self._store(plan, [assistant])
                     conversation.append(assistant)
                     if not pending_tools:
@@ -195,26 +202,27 @@ class ChatAgent:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-            await self._store_partial(plan, step, pending_tools, results, "cancelled")
+            await self._store_partial(plan, user_stored, step, pending_tools, results, "cancelled")
             self._complete(run, "cancelled")
         except TimeoutError:
-            await self._store_partial(plan, step, pending_tools, results, "incomplete")
+            await self._store_partial(plan, user_stored, step, pending_tools, results, "incomplete")
             self._error(run, "run_timeout", f"the run took longer than {plan.run_timeout} s", False)
             self._complete(run, "incomplete", "run timeout")
         except ChatShellError as exc:
-            await self._store_partial(plan, step, pending_tools, results, "incomplete")
+            await self._store_partial(plan, user_stored, step, pending_tools, results, "incomplete")
             retryable = exc.retryable if isinstance(exc, ModelError) else False
             self._error(run, exc.code, exc.message, retryable)
             self._complete(run, "failed")
         except Exception as exc:
             logger.exception("run %s failed", run.id)
-            await self._store_partial(plan, step, pending_tools, results, "incomplete")
+            await self._store_partial(plan, user_stored, step, pending_tools, results, "incomplete")
             self._error(run, "internal_error", f"internal error ({type(exc).__name__})", False)
             self._complete(run, "failed")
 
     async def _store_partial(
         self,
         plan: RunPlan,
+        user_stored: asyncio.Future[None] | None,
         step: _Step | None,
         pending_tools: list[ToolCallPart],
         results: list[Message | None],
@@ -225,6 +233,12 @@ class ChatAgent:
         Tool calls that never got a result get one saying so, which keeps the history valid
         for the next model call.
         """
+        if user_stored is not None:
+            try:
+                await asyncio.shield(user_stored)
+            except ChatShellError:
+                logger.warning("could not store the user message of session %s", plan.session_id)
+                return
         messages: list[Message] = []
         if step is not None and (step.text or step.reasoning):
             step.tool_calls = []  # calls that were still streaming are not complete

@@ -292,8 +292,16 @@ class DirectChatInterface(ChatInterface):
             token_budget=self.config.token_budget,
             retries=settings.retries,
             store=turn.store,
+            new_session=turn.session_id is None,
             approve=self.config.approve,
         )
+
+    def plan(self, message: str | ChatInput, *, owner: str | None = None) -> RunPlan:
+        """The validated ``RunPlan`` of a turn (``UserError`` for bad input), for code that
+        starts and tracks runs itself with ``interface.agent.start(plan)`` (the HTTP server)."""
+        plan = self._plan(message)
+        plan.owner = owner
+        return plan
 
     def stream_chat(self, message: str | ChatInput) -> StreamingChatOutput:
         """Start a turn and stream it. Raises ``UserError`` at once for bad input."""

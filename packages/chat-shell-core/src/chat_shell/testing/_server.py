@@ -131,6 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 512  # load tests open hundreds of connections at once
     owner: ScriptedModelServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -1,0 +1,66 @@
+"""Building the agent for ``chat`` and ``query``: tools, storage, interface; judging a turn."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._exit import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ._runtime import make_storage
+
+if TYPE_CHECKING:
+    from chat_shell import (
+        ApprovalCallback,
+        ChatOutput,
+        DirectChatInterface,
+        Settings,
+        StorageProvider,
+        Tool,
+    )
+
+
+def select_tools(settings: Settings, names: list[str] | None, no_tools: bool) -> list[Tool]:
+    """``--tool`` names, else the configured ``tools``, else every tool usable with these
+    settings; none with ``--no-tools``."""
+    if no_tools:
+        return []
+    from chat_shell import ToolRegistry
+
+    registry = ToolRegistry.default(settings)
+    allow = names or settings.tools
+    return list(registry.select(allow).values())
+
+
+def make_interface(
+    settings: Settings,
+    tools: list[Tool],
+    *,
+    approve: ApprovalCallback | None,
+    storage: StorageProvider | None = None,
+) -> DirectChatInterface:
+    from chat_shell import DirectChatInterface, InterfaceConfig
+
+    config = InterfaceConfig(
+        tools=tools, approve=approve, storage=storage or make_storage(settings)
+    )
+    return DirectChatInterface(config, settings=settings)
+
+
+def outcome(output: ChatOutput, reason: str | None = None) -> tuple[int, str | None]:
+    """The exit code of a turn and, when it is not a success, why (one line)."""
+    if output.status == "cancelled":
+        return EXIT_INTERRUPTED, "cancelled"
+    if output.status == "failed":
+        error = output.error or {}
+        code = EXIT_USAGE if error.get("code") == "user_error" else EXIT_FAILURE
+        return code, str(error.get("message") or "the run failed")
+    if output.status == "incomplete":
+        error = output.error or {}
+        why = error.get("message") or reason or "the run stopped before the end"
+        return EXIT_FAILURE, f"incomplete answer: {why}"
+    failed = [call for call in output.metadata.get("tool_calls", []) if "error" in call]
+    if failed:
+        call = failed[-1]
+        message = str(call["error"])
+        message = message.removeprefix("error: ")
+        return EXIT_FAILURE, f"tool {call['name']} failed: {message}"
+    return EXIT_OK, None

@@ -1,0 +1,348 @@
+"""``chat-shell chat``: the interactive session."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._agent_setup import make_interface, select_tools
+from ._exit import EXIT_OK
+from ._runtime import choose_session, home, load, run, stdin_is_terminal, title_of
+
+if TYPE_CHECKING:
+    from chat_shell import DirectChatInterface, Settings, Tool
+    from rich.console import Console
+
+    from ._render import PlainRenderer, RichRenderer
+
+SLASH_COMMANDS = {
+    "/help": "show this help",
+    "/clear": "forget this session's messages (the session id stays) and clear the screen",
+    "/history": "replay this session so far",
+    "/model": "show the model, or switch with /model NAME",
+    "/tools": "list the tools the model may use",
+    "/session": "show the session id",
+    "/new": "start a new session",
+    "/retry": "ask the last question again (its old answer is dropped)",
+    "/exit": "leave (also: exit, quit, Ctrl-D)",
+}
+INPUT_HISTORY = "input_history"
+
+
+def chat(
+    *,
+    model: str | None,
+    system: str | None,
+    tools: list[str] | None,
+    no_tools: bool,
+    session: str | None,
+    resume: bool,
+    show_thinking: bool,
+    storage: str | None,
+) -> int:
+    settings = load(model=model, storage=storage)
+    chosen = select_tools(settings, tools, no_tools)
+    return run(ChatSession(settings, chosen, system, show_thinking).main(session, resume))
+
+
+def _private_file(path: Path) -> Path:
+    """Create ``path`` 0600 (and its folder 0700) if missing."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    return path
+
+
+class PromptReader:
+    """Line editing, input history (arrow keys, saved in the home) and multi-line input."""
+
+    def __init__(self, history_file: Path) -> None:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.completion import WordCompleter
+        from prompt_toolkit.history import FileHistory
+        from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+
+        bindings = KeyBindings()
+
+        @bindings.add("enter")
+        def _submit(event: KeyPressEvent) -> None:
+            buffer = event.current_buffer
+            if buffer.document.text_before_cursor.endswith("\\"):
+                buffer.delete_before_cursor(1)
+                buffer.insert_text("\n")
+            else:
+                buffer.validate_and_handle()
+
+        @bindings.add("escape", "enter")
+        def _newline(event: KeyPressEvent) -> None:
+            event.current_buffer.insert_text("\n")
+
+        self.session: Any = PromptSession(
+            history=FileHistory(str(_private_file(history_file))),
+            key_bindings=bindings,
+            multiline=True,
+            prompt_continuation="… ",
+            completer=WordCompleter(list(SLASH_COMMANDS), sentence=True),
+            complete_while_typing=True,
+        )
+
+    async def read(self) -> str:
+        return str(await self.session.prompt_async("❯ "))
+
+    async def confirm(self, question: str) -> bool:
+        from prompt_toolkit import PromptSession
+
+        try:
+            session: Any = PromptSession()
+            answer = await session.prompt_async(question)
+        except (KeyboardInterrupt, EOFError):
+            return False
+        return str(answer).strip().lower() in ("y", "yes")
+
+
+class LineReader:
+    """Input from a pipe or file: one message per line."""
+
+    async def read(self) -> str:
+        line: str = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    async def confirm(self, question: str) -> bool:
+        print(question, flush=True)
+        answer = await asyncio.to_thread(sys.stdin.readline)
+        return answer.strip().lower() in ("y", "yes")
+
+
+class ChatSession:
+    def __init__(
+        self, settings: Settings, tools: list[Tool], system: str | None, show_thinking: bool
+    ) -> None:
+        from rich.console import Console
+
+        self.settings = settings
+        self.tools = tools
+        self.system = system
+        self.show_thinking = show_thinking
+        self.console: Console = Console(highlight=False)
+        self.interactive = stdin_is_terminal()
+        self.reader: PromptReader | LineReader = (
+            PromptReader(home() / INPUT_HISTORY) if self.interactive else LineReader()
+        )
+        self.renderer: PlainRenderer | RichRenderer | None = None
+        self.model = settings.model
+        self.session_id = ""
+        self.titled = True
+        self.interface: DirectChatInterface | None = None
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def say(self, text: str, style: str = "dim") -> None:
+        from rich.text import Text
+
+        self.console.print(Text(text, style=style))
+
+    def _new_renderer(self) -> PlainRenderer | RichRenderer:
+        from ._render import PlainRenderer, RichRenderer
+
+        if self.console.is_terminal:
+            return RichRenderer(self.console, self.show_thinking)
+        return PlainRenderer(out=sys.stdout, notes=sys.stdout, show_thinking=self.show_thinking)
+
+    async def approve(self, name: str, arguments: dict[str, Any]) -> bool:
+        from ._render import tool_call_line
+
+        if self.renderer is not None:
+            self.renderer.pause()
+        return await self.reader.confirm(f"Allow {tool_call_line(name, arguments)}? [y/N] ")
+
+    # -- the session -------------------------------------------------------------------------------
+
+    async def main(self, session: str | None, resume: bool) -> int:
+        interface = make_interface(self.settings, self.tools, approve=self.approve)
+        self.interface = interface
+        await interface.initialize()
+        try:
+            # Missing credentials or a bad model name: say so before the first question.
+            for name in [self.model, *self.settings.fallback_models]:
+                interface.router.resolve(name)
+            history = interface.storage.history
+            self.session_id, existed = await choose_session(history, session, resume)
+            self.titled = existed
+            state = "continued" if existed else "new"
+            self.say(
+                f"chat-shell · {self.model} · session {self.session_id} ({state})"
+                " — /help for commands, Ctrl-D to leave",
+            )
+            if existed:
+                count = len(await history.get_history(self.session_id))
+                self.say(f"{count} earlier messages; /history replays them")
+            await self._loop()
+        finally:
+            await interface.shutdown()
+        return EXIT_OK
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                text = await self.reader.read()
+            except KeyboardInterrupt:
+                continue  # Ctrl-C at the prompt clears the line
+            except EOFError:
+                return
+            stripped = text.strip()
+            if not stripped:
+                continue
+            if stripped in ("exit", "quit", "/exit", "/quit"):
+                return
+            first = stripped.split()[0]
+            if first.startswith("/") and "/" not in first[1:]:
+                await self._command(first, stripped[len(first) :].strip())
+                continue
+            await self.turn(text)
+
+    async def turn(self, text: str) -> None:
+        from chat_shell import ChatInput, ChatShellError
+
+        assert self.interface is not None
+        turn = ChatInput(
+            message=text, session_id=self.session_id, model=self.model, system_prompt=self.system
+        )
+        try:
+            stream = self.interface.stream_chat(turn)
+        except ChatShellError as exc:
+            self.say(f"error: {exc.message}", "red")
+            return
+        loop = asyncio.get_running_loop()
+        interrupted = False
+
+        def interrupt() -> None:
+            nonlocal interrupted
+            interrupted = True
+            stream.run.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+        self.renderer = renderer = self._new_renderer()
+        try:
+            async for event in stream.events():
+                renderer.handle(event)
+        finally:
+            renderer.close()
+            self.renderer = None
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+        output = await stream.output()
+        if output.status == "cancelled":
+            self.say("⏹ stopped — the partial answer is kept, marked cancelled", "yellow")
+        elif output.status == "incomplete":
+            self.say("the answer is incomplete (a limit stopped the run)", "yellow")
+        if output.status != "failed" and not self.titled:
+            self.titled = True
+            with contextlib.suppress(ChatShellError):
+                await self.interface.storage.history.update_session(
+                    self.session_id, title=title_of(text)
+                )
+
+    # -- slash commands --------------------------------------------------------------------------
+
+    async def _command(self, command: str, argument: str) -> None:
+        from chat_shell import ChatShellError
+
+        handlers = {
+            "/help": self._help,
+            "/clear": self._clear,
+            "/history": self._history,
+            "/model": self._model,
+            "/tools": self._tools,
+            "/session": self._session,
+            "/new": self._new,
+            "/retry": self._retry,
+        }
+        handler = handlers.get(command)
+        if handler is None:
+            self.say(f"unknown command {command} — /help lists them", "red")
+            return
+        try:
+            await handler(argument)
+        except ChatShellError as exc:
+            self.say(f"error: {exc.message}", "red")
+
+    async def _help(self, argument: str) -> None:
+        width = max(len(name) for name in SLASH_COMMANDS)
+        for name, description in SLASH_COMMANDS.items():
+            self.console.print(f"  [bold]{name.ljust(width)}[/bold]  {description}")
+        self.say(
+            "Enter sends · Alt-Enter or a line ending in \\ adds a line · ↑/↓ earlier input · "
+            "Ctrl-C stops an answer · Ctrl-D leaves"
+        )
+
+    async def _clear(self, argument: str) -> None:
+        from chat_shell import NotFoundError
+
+        assert self.interface is not None
+        with contextlib.suppress(NotFoundError):
+            await self.interface.storage.history.clear_history(self.session_id)
+        if self.console.is_terminal:
+            self.console.clear()
+        self.say(f"session {self.session_id} cleared")
+
+    async def _history(self, argument: str) -> None:
+        from ._history import replay
+
+        assert self.interface is not None
+        messages = await self.interface.storage.history.get_history(self.session_id)
+        if not messages:
+            self.say("nothing said yet in this session")
+            return
+        replay(None, messages)
+
+    async def _model(self, argument: str) -> None:
+        assert self.interface is not None
+        if not argument:
+            self.say(f"model: {self.model}", "")
+            return
+        spec = self.interface.router.resolve(argument)
+        self.model = argument
+        shown = argument if spec.name == argument else f"{argument} ({spec.name})"
+        self.say(f"model: {shown}", "")
+
+    async def _tools(self, argument: str) -> None:
+        if not self.tools:
+            self.say("no tools (started with --no-tools, or none is available)")
+            return
+        for tool in self.tools:
+            description = tool.description.strip().splitlines()[0] if tool.description else ""
+            note = " (asks first)" if tool.requires_approval else ""
+            self.console.print(f"  [bold]{tool.name}[/bold]{note}  {description}", highlight=False)
+
+    async def _session(self, argument: str) -> None:
+        self.say(f"session: {self.session_id}", "")
+
+    async def _new(self, argument: str) -> None:
+        self.session_id = str(uuid.uuid4())
+        self.titled = False
+        self.say(f"new session {self.session_id}")
+
+    async def _retry(self, argument: str) -> None:
+        assert self.interface is not None
+        history = self.interface.storage.history
+        messages = await history.get_history(self.session_id)
+        last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
+        if last is None:
+            self.say("nothing to retry yet")
+            return
+        question = messages[last].content or ""
+        await history.clear_history(self.session_id)
+        if last:
+            await history.append_messages(self.session_id, messages[:last])
+        self.say(f"retrying: {title_of(question)}")
+        await self.turn(question)

@@ -1,0 +1,257 @@
+"""``chat-shell history``: list, show, search, delete, export, import."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._exit import EXIT_FAILURE, EXIT_OK, CLIError
+from ._runtime import find_session, load, run, stdin_is_terminal, stdout_is_terminal, with_history
+
+if TYPE_CHECKING:
+    from chat_shell import HistoryStorage, Message, SessionInfo
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """Aligned plain-text columns (the last column is not padded)."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def list_sessions(*, limit: int, json_output: bool, storage: str | None) -> int:
+    settings = load(storage=storage)
+
+    async def use(history: HistoryStorage) -> list[SessionInfo]:
+        return await history.list_sessions(limit=limit)
+
+    sessions = run(with_history(settings, use))
+    if json_output:
+        print(json.dumps([info.model_dump(mode="json") for info in sessions], indent=2))
+        return EXIT_OK
+    if not sessions:
+        print("no sessions yet: start one with `chat-shell chat` or `chat-shell query`")
+        return EXIT_OK
+    rows = [
+        [info.id, _when(info.updated_at), str(info.message_count), info.title or ""]
+        for info in sessions
+    ]
+    print(table(rows, ["ID", "UPDATED", "MESSAGES", "TITLE"]))
+    return EXIT_OK
+
+
+def show(session_id: str, *, json_output: bool, storage: str | None) -> int:
+    settings = load(storage=storage)
+
+    async def use(history: HistoryStorage) -> tuple[SessionInfo, list[Message]]:
+        info = await find_session(history, session_id)
+        return info, await history.get_history(info.id)
+
+    info, messages = run(with_history(settings, use))
+    if json_output:
+        body = {
+            "session": info.model_dump(mode="json"),
+            "messages": [message.model_dump(mode="json") for message in messages],
+        }
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    replay(info, messages)
+    return EXIT_OK
+
+
+def replay(info: SessionInfo | None, messages: Sequence[Message]) -> None:
+    """Print a conversation turn by turn: Markdown on a terminal, plain text otherwise."""
+    from ._render import tool_call_line, tool_result_line
+
+    console = None
+    if stdout_is_terminal():
+        from rich.console import Console
+
+        console = Console(highlight=False)
+
+    def heading(text: str) -> None:
+        if console is not None:
+            console.print(f"[bold]{text}[/bold]", highlight=False)
+        else:
+            print(text)
+
+    def body(text: str, markdown: bool) -> None:
+        if console is not None and markdown:
+            from rich.markdown import Markdown
+
+            console.print(Markdown(text))
+        else:
+            print(text)
+
+    def line(text: str, style: str) -> None:
+        if console is not None:
+            from rich.text import Text
+
+            console.print(Text(text, style=style))
+        else:
+            print(text)
+
+    if info is not None:
+        title = f" — {info.title}" if info.title else ""
+        heading(f"session {info.id}{title}")
+        print(f"started {_when(info.created_at)}, {len(messages)} messages")
+    names: dict[str, str] = {}
+    for message in messages:
+        status = message.metadata.get("status")
+        if message.role == "user":
+            print()
+            heading(f"You · {_when(message.timestamp)}")
+            body(message.content or "", markdown=False)
+        elif message.role == "system":
+            print()
+            heading("System")
+            body(message.content or "", markdown=False)
+        elif message.role == "assistant":
+            if message.content:
+                model = message.metadata.get("model")
+                print()
+                heading(f"Assistant{f' ({model})' if model else ''}")
+                body(message.content, markdown=True)
+            for call in message.tool_calls or []:
+                names[call.id] = call.name
+                line(tool_call_line(call.name, call.arguments), "cyan")
+            if status and status != "completed":
+                line(f"[{status}]", "yellow")
+        elif message.role == "tool":
+            content = message.content or ""
+            data: dict[str, Any] = {"name": message.name or names.get(message.tool_call_id or "")}
+            data["error" if message.metadata.get("is_error") else "result"] = content
+            line("  " + tool_result_line(data), "red" if "error" in data else "green")
+
+
+def search(text: str, *, limit: int, json_output: bool, storage: str | None) -> int:
+    settings = load(storage=storage)
+
+    async def use(history: HistoryStorage) -> list[dict[str, Any]]:
+        finder = getattr(history, "search", None)
+        if finder is not None:
+            hits = await finder(text, limit=limit)
+            return [
+                {"session_id": hit.session_id, "role": hit.message.role, "snippet": hit.snippet}
+                for hit in hits
+            ]
+        return await _scan(history, text, limit)
+
+    hits = run(with_history(settings, use))
+    if json_output:
+        print(json.dumps(hits, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not hits:
+        print(f"nothing found for {text!r}")
+        return EXIT_OK
+    rows = [
+        [hit["session_id"], hit["role"], " ".join(hit["snippet"].split())[:100]] for hit in hits
+    ]
+    print(table(rows, ["SESSION", "ROLE", "MATCH"]))
+    return EXIT_OK
+
+
+async def _scan(history: HistoryStorage, text: str, limit: int) -> list[dict[str, Any]]:
+    """Search for backends without an index: every word, case ignored, newest sessions first."""
+    words = text.lower().split()
+    hits: list[dict[str, Any]] = []
+    offset = 0
+    while len(hits) < limit:
+        page = await history.list_sessions(limit=100, offset=offset)
+        for info in page:
+            for message in await history.get_history(info.id):
+                content = message.content or ""
+                lowered = content.lower()
+                if words and all(word in lowered for word in words):
+                    start = max(lowered.find(words[0]) - 40, 0)
+                    snippet = ("…" if start else "") + content[start : start + 120]
+                    hits.append({"session_id": info.id, "role": message.role, "snippet": snippet})
+                    if len(hits) >= limit:
+                        return hits
+        if len(page) < 100:
+            break
+        offset += 100
+    return hits
+
+
+def delete(session_id: str, *, yes: bool, storage: str | None) -> int:
+    settings = load(storage=storage)
+
+    async def find(history: HistoryStorage) -> SessionInfo:
+        return await find_session(history, session_id)
+
+    info = run(with_history(settings, find))
+    if not yes:
+        if not stdin_is_terminal():
+            raise CLIError(f"not deleting session {info.id} without confirmation: pass --yes")
+        described = f"{info.id}" + (f" ({info.title})" if info.title else "")
+        answer = input(f"Delete session {described} and its {info.message_count} messages? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return EXIT_FAILURE
+
+    async def remove(history: HistoryStorage) -> None:
+        await history.delete_session(info.id)
+
+    run(with_history(settings, remove))
+    print(f"deleted session {info.id}")
+    return EXIT_OK
+
+
+def export(session_ids: list[str] | None, *, output: str | None, storage: str | None) -> int:
+    from chat_shell import export_sessions
+
+    settings = load(storage=storage)
+
+    async def use(history: HistoryStorage) -> list[str]:
+        ids = None
+        if session_ids:
+            ids = [(await find_session(history, sid)).id for sid in session_ids]
+        return [line async for line in export_sessions(history, ids)]
+
+    lines = run(with_history(settings, use))
+    if output is None:
+        sys.stdout.writelines(lines)
+        return EXIT_OK
+    descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+    sessions = sum(1 for line in lines if line.startswith('{"type": "session"'))
+    print(f"exported {sessions} sessions to {output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def import_(path: str, *, storage: str | None) -> int:
+    from chat_shell import import_sessions
+
+    settings = load(storage=storage)
+    if path == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise CLIError(f"cannot read {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise CLIError(f"{path} is not UTF-8 text: nothing was imported") from exc
+
+    async def use(history: HistoryStorage) -> Any:
+        return await import_sessions(history, text)
+
+    report = run(with_history(settings, use))
+    print(f"imported {len(report.imported)} sessions ({report.messages} messages)")
+    for session_id, reason in report.skipped.items():
+        print(f"skipped {session_id}: {reason}")
+    return EXIT_OK

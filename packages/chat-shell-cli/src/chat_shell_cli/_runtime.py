@@ -1,0 +1,142 @@
+"""What every command needs: the effective settings, the history storage, a session to use.
+
+Everything heavy (chat_shell and pydantic, the storage backends) is imported in the functions,
+so that ``chat-shell --help`` never pays for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._exit import CLIError
+
+if TYPE_CHECKING:
+    from chat_shell import HistoryStorage, SessionInfo, Settings, StorageProvider
+
+T = TypeVar("T")
+
+STORAGE_CHOICES = ("sqlite", "json", "memory", "remote")
+
+
+def home() -> Path:
+    from chat_shell import default_home
+
+    return default_home()
+
+
+def load(**overrides: Any) -> Settings:
+    """The effective settings: flags (``overrides``) > CHAT_SHELL_* > config.toml > defaults."""
+    from chat_shell import load_settings
+
+    return load_settings(**overrides)
+
+
+def storage_options(settings: Settings, name: str) -> dict[str, Any]:
+    """The options the CLI gives each backend: files in the home unless configured."""
+    if name == "sqlite":
+        return {"path": settings.storage_path or str(home() / "history.db")}
+    if name == "json":
+        return {"path": settings.storage_path or str(home() / "history")}
+    if name == "remote":
+        if not settings.storage_url:
+            raise CLIError(
+                "the remote storage needs the server's address: set CHAT_SHELL_STORAGE_URL or "
+                "`chat-shell config set storage_url https://…`"
+            )
+        return {"url": settings.storage_url, "api_key": settings.storage_api_key}
+    return {}
+
+
+def make_storage(settings: Settings) -> StorageProvider:
+    """The configured backend (``UserError`` for an unknown or uninstalled one)."""
+    from chat_shell import create_storage
+
+    name = settings.storage
+    return create_storage(name, **storage_options(settings, name))
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine."""
+    return asyncio.run(main)
+
+
+async def with_history(settings: Settings, use: Callable[[HistoryStorage], Awaitable[T]]) -> T:
+    """Open the configured storage, call ``use(history)``, close it."""
+    provider = make_storage(settings)
+    await provider.initialize()
+    try:
+        return await use(provider.history)
+    finally:
+        await provider.close()
+
+
+async def find_session(history: HistoryStorage, session_id: str) -> SessionInfo:
+    """The session named by its id or by a unique prefix of it; ``NotFoundError`` otherwise."""
+    from chat_shell import NotFoundError, validate_session_id
+
+    validate_session_id(session_id)
+    try:
+        return await history.get_session(session_id)
+    except NotFoundError:
+        pass
+    matches: list[SessionInfo] = []
+    offset = 0
+    while True:
+        page = await history.list_sessions(limit=200, offset=offset)
+        matches += [info for info in page if info.id.startswith(session_id)]
+        if len(page) < 200 or len(matches) > 1:
+            break
+        offset += 200
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise NotFoundError(
+            f"session id {session_id!r} is ambiguous: it starts "
+            + ", ".join(info.id for info in matches[:5])
+        )
+    raise NotFoundError(f"unknown session {session_id!r} (see `chat-shell history`)")
+
+
+async def last_session(history: HistoryStorage) -> SessionInfo:
+    sessions = await history.list_sessions(limit=1)
+    if not sessions:
+        raise CLIError("there is no session to continue yet: start one without --continue")
+    return sessions[0]
+
+
+async def choose_session(
+    history: HistoryStorage, session_id: str | None, resume_last: bool
+) -> tuple[str, bool]:
+    """The session a turn goes to and whether it already exists."""
+    if session_id and resume_last:
+        raise CLIError("use either --session or --continue, not both")
+    if session_id:
+        return (await find_session(history, session_id)).id, True
+    if resume_last:
+        return (await last_session(history)).id, True
+    import uuid
+
+    return str(uuid.uuid4()), False
+
+
+def title_of(message: str) -> str:
+    line = next((part.strip() for part in message.splitlines() if part.strip()), "")
+    return line if len(line) <= 60 else line[:59] + "…"
+
+
+def stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except ValueError:  # closed
+        return False
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except ValueError:
+        return False

@@ -1,0 +1,43 @@
+"""FastAPI dependencies: the server state and the calling principal (override them in tests)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ._auth import Principal
+from ._errors import ApiError
+from ._state import ServerState
+
+__all__ = ["CurrentPrincipal", "State", "get_principal", "get_state"]
+
+_bearer = HTTPBearer(auto_error=False, description="an API key of the server")
+
+
+def get_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.chat_shell
+    return state
+
+
+async def get_principal(
+    request: Request,
+    state: Annotated[ServerState, Depends(get_state)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, authenticated by its Bearer key and counted against its rate limit."""
+    principal = state.auth.authenticate(request.headers.get("authorization"))
+    if principal is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing or unknown API key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    state.limiter.check(principal.owner)
+    return principal
+
+
+State = Annotated[ServerState, Depends(get_state)]
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,183 @@
+"""The one error body of the server and the one place chat-shell errors become status codes.
+
+Every error answer is ``{"error": {"code", "message", "retryable"}}`` (plus ``"details"`` for
+validation errors). Bodies never carry tracebacks, keys or a provider's error text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chat_shell import ChatShellError, ModelError, NotFoundError, StorageError, ToolError, UserError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = [
+    "ApiError",
+    "ErrorBody",
+    "ErrorInfo",
+    "error_response",
+    "install_error_handlers",
+    "public_error",
+]
+
+logger = logging.getLogger("chat_shell_http")
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="stable, machine-readable error code")
+    message: str = Field(description="what went wrong and how to fix it")
+    retryable: bool = Field(description="whether the same request may succeed later")
+    details: list[dict[str, Any]] | None = Field(
+        default=None, description="validation problems: location, message, type"
+    )
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorInfo
+
+
+class ApiError(Exception):
+    """An error answer the routes raise: status, code, message."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.headers = headers
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    retryable: bool = False,
+    headers: dict[str, str] | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message, "retryable": retryable}
+    if details is not None:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+# The one mapping from the core error tree to HTTP (most specific class first).
+_STATUS: list[tuple[type[ChatShellError], int, str, bool]] = [
+    (NotFoundError, 404, "not_found", False),
+    (StorageError, 503, "storage_unavailable", True),
+    (UserError, 400, "bad_request", False),
+    (ModelError, 502, "model_error", True),
+    (ToolError, 500, "tool_error", False),
+    (ChatShellError, 500, "internal_error", False),
+]
+
+_PUBLIC_MESSAGES = {
+    "model_error": "the model provider failed",
+    "storage_error": "the history storage failed",
+    "storage_unavailable": "the history storage is unavailable",
+}
+
+
+def public_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A run's error as clients may see it: a provider's or storage's own text is replaced."""
+    if not error:
+        return error
+    code = str(error.get("code", "error"))
+    if code in _PUBLIC_MESSAGES:
+        message = _PUBLIC_MESSAGES[code]
+        if error.get("retryable"):
+            message += " (retryable)"
+        return {**error, "message": message}
+    return error
+
+
+def _from_chat_shell(exc: ChatShellError) -> JSONResponse:
+    status, code, retryable = next((s, c, r) for cls, s, c, r in _STATUS if isinstance(exc, cls))
+    if isinstance(exc, ModelError):
+        retryable = exc.retryable
+    if status >= 500 and not isinstance(exc, (StorageError, ModelError)):
+        logger.error("request failed: %s: %s", type(exc).__name__, exc.message)
+    message = exc.message if status < 500 else _PUBLIC_MESSAGES.get(code, "internal error")
+    if isinstance(exc, NotFoundError):
+        message = exc.message
+    elif isinstance(exc, StorageError):
+        logger.warning("storage failed: %s", exc.message)
+        message = _PUBLIC_MESSAGES["storage_unavailable"]
+    return error_response(status, code, message, retryable=retryable)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors():
+        # The offending input is left out: it may be huge, or a secret sent by mistake.
+        details.append(
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": str(error.get("msg", "")),
+                "type": str(error.get("type", "")),
+            }
+        )
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error (ours, FastAPI's, Starlette's, unexpected ones) to the one body."""
+
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(
+            exc.status, exc.code, exc.message, retryable=exc.retryable, headers=exc.headers
+        )
+
+    async def on_chat_shell_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ChatShellError)
+        return _from_chat_shell(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = _validation_details(exc)
+        if any(d["type"] == "json_invalid" for d in details):
+            return error_response(
+                400, "invalid_json", "the request body is not valid JSON", details=details
+            )
+        return error_response(
+            422, "invalid_request", "the request does not match the schema", details=details
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+        }.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal error")
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(ChatShellError, on_chat_shell_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

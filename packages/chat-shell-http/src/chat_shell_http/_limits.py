@@ -1,0 +1,115 @@
+"""Request-size limit (413) and per-key rate limit (429 with Retry-After)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._errors import ApiError
+
+__all__ = ["BodySizeLimit", "RateLimiter"]
+
+
+class RateLimiter:
+    """A token bucket per principal: ``per_minute`` requests a minute, bursts up to that."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._buckets: dict[str | None, tuple[float, float]] = {}
+
+    def check(self, key: str | None) -> None:
+        """Take one token for ``key``; ``ApiError(429)`` with Retry-After if there is none."""
+        if self.per_minute <= 0:
+            return
+        now = time.monotonic()
+        rate = self.per_minute / 60.0
+        tokens, last = self._buckets.get(key, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - last) * rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            wait = max(1, math.ceil((1.0 - tokens) / rate))
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many requests: the limit is {self.per_minute} a minute per API key",
+                retryable=True,
+                headers={"Retry-After": str(wait)},
+            )
+        self._buckets[key] = (tokens - 1.0, now)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return replay
+
+
+class BodySizeLimit:
+    """Refuses request bodies larger than ``max_bytes`` with 413, before they are read whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = 0
+                if length > self.max_bytes:
+                    await self._refuse(send)
+                    return
+        if not any(name == b"content-length" for name, _ in scope["headers"]):
+            # A body of unknown length (chunked) is read here, up to the limit, and replayed.
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    await self.app(scope, _replay([message], receive), send)
+                    return
+                body = message.get("body", b"")
+                size += len(body)
+                if size > self.max_bytes:
+                    # Read (and drop) a bounded rest first, so the client can read the answer.
+                    while message.get("more_body", False) and size < 8 * self.max_bytes + 1_048_576:
+                        message = await receive()
+                        size += len(message.get("body", b""))
+                    await self._refuse(send)
+                    return
+                chunks.append(body)
+                if not message.get("more_body", False):
+                    break
+            whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            await self.app(scope, _replay([whole], receive), send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = (
+            b'{"error":{"code":"request_too_large","message":"the request body is larger than '
+            + str(self.max_bytes).encode()
+            + b' bytes","retryable":false}}'
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,135 @@
+"""``/v1/response``: start a run, watch or resume it, cancel it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from ._deps import CurrentPrincipal, State
+from ._errors import ApiError, ErrorBody
+from ._runs import RunRecord
+from ._schemas import ChatRequest, RunInfo
+from ._sse import stream_response
+from ._state import ServerState
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["runs"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (400, 401, 404, 409, 413, 422, 429, 503)
+}
+_SSE = {
+    "text/event-stream": {
+        "schema": {"type": "string", "description": "SSE frames; data: a ChatEvent as JSON"}
+    }
+}
+RunId = Annotated[str, Path(max_length=200, description="the run's id, from `subtask_id`")]
+
+
+def _run_json(record: RunRecord) -> JSONResponse:
+    return JSONResponse(RunInfo.from_run(record.run).model_dump(mode="json"))
+
+
+def _stream(state: ServerState, record: RunRecord, after: int) -> Response:
+    server = state.server
+    return stream_response(
+        record,
+        after=after,
+        registry=state.runs,
+        buffer_events=server.client_buffer_events,
+        keepalive_seconds=server.keepalive_seconds,
+        send_timeout=server.send_timeout_seconds,
+    )
+
+
+@router.post(
+    "/v1/response",
+    response_model=RunInfo,
+    responses={200: {"content": _SSE}, **_ERRORS},
+    summary="Start a run",
+)
+async def create_response(body: ChatRequest, state: State, principal: CurrentPrincipal) -> Response:
+    """Start a run of the agent on the given messages.
+
+    With `stream: true` (the default) the answer is an SSE stream of the run's events; with
+    `stream: false` the request waits for the end and answers the run's final state. The run
+    goes on if the client disconnects (unless `cancel_on_disconnect`); find it again with
+    `GET /v1/response/{subtask_id}`. A session already running a turn answers 409
+    `session_busy`.
+    """
+    record = await state.start_run(body, principal)
+    if body.stream:
+        return _stream(state, record, -1)
+    await record.run.wait()
+    return _run_json(record)
+
+
+def _resume_point(record: RunRecord, last_event_id: str | None, after: int | None) -> int:
+    if last_event_id is not None:
+        try:
+            after = int(last_event_id.strip())
+        except ValueError:
+            raise ApiError(
+                400, "bad_last_event_id", "Last-Event-ID must be the seq of an event"
+            ) from None
+    if after is None:
+        return -1
+    last = len(record.run.events) - 1
+    if after < -1 or after > last:
+        raise ApiError(
+            400,
+            "bad_last_event_id",
+            f"no event {after} in this run (its last event so far is {last})",
+        )
+    return after
+
+
+@router.get(
+    "/v1/response/{subtask_id}",
+    response_model=RunInfo,
+    responses={200: {"content": _SSE}, **_ERRORS},
+    summary="Get a run's status, or (re)attach to its stream",
+)
+async def get_response(
+    subtask_id: RunId,
+    request: Request,
+    state: State,
+    principal: CurrentPrincipal,
+    stream: Annotated[bool | None, Query(description="true: stream the events (SSE)")] = None,
+    after: Annotated[
+        int | None, Query(description="resume after this seq (like Last-Event-ID)")
+    ] = None,
+    last_event_id: Annotated[str | None, Header(description="resume after this seq")] = None,
+) -> Response:
+    """The run's status, timestamps, output so far and usage; or, with
+    `Accept: text/event-stream` or `?stream=true`, its events as SSE, resuming after
+    `Last-Event-ID` (or `?after=`) with no gap and no duplicate."""
+    record = state.runs.get(subtask_id, principal)
+    wants_stream = (
+        stream if stream is not None else ("text/event-stream" in request.headers.get("accept", ""))
+    )
+    if not wants_stream:
+        return _run_json(record)
+    return _stream(state, record, _resume_point(record, last_event_id, after))
+
+
+@router.delete(
+    "/v1/response/{subtask_id}",
+    response_model=RunInfo,
+    responses=_ERRORS,
+    summary="Cancel a run",
+)
+async def cancel_response(subtask_id: RunId, state: State, principal: CurrentPrincipal) -> Response:
+    """Stop the run at once (model request and tools); the partial answer is stored marked
+    `cancelled` and watchers get a final `complete` event with status `cancelled`. Cancelling a
+    cancelled run answers the same again; a run that ended otherwise answers 409."""
+    record = state.runs.get(subtask_id, principal)
+    run = record.run
+    if run.done and run.state != "cancelled":
+        raise ApiError(409, "run_finished", f"the run already ended ({run.state})")
+    run.cancel()
+    await run.wait()
+    return _run_json(record)

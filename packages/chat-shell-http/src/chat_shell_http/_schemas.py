@@ -1,0 +1,139 @@
+"""Request and response bodies of the HTTP API (events are core's ``ChatEvent``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from chat_shell import AgentRun, Message, SessionInfo, Usage
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._errors import public_error
+
+__all__ = [
+    "AppendMessages",
+    "ChatMessage",
+    "ChatRequest",
+    "HealthInfo",
+    "HistoryPage",
+    "MessageList",
+    "RunInfo",
+    "SessionList",
+    "SessionUpdate",
+]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=1_000_000)
+
+
+class ChatRequest(BaseModel):
+    """Start a run: the new messages of a turn (the last one from the user) in a session."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[ChatMessage] = Field(
+        min_length=1,
+        max_length=1000,
+        description="the turn's new messages, stored in order; the last must be a non-empty "
+        "user message (earlier ones may seed a new conversation)",
+    )
+    session_id: str | None = Field(
+        default=None,
+        description="continue this session (created if new); none: a new session",
+        max_length=128,
+    )
+    model: str | None = Field(
+        default=None, description="a model from the server's allow-list; none: its default"
+    )
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0, le=1_000_000)
+    tools: list[str] | None = Field(
+        default=None, description="use only these of the server's tools (none: all of them)"
+    )
+    stream: bool = Field(
+        default=True, description="true: answer an SSE stream; false: wait, answer the result"
+    )
+    cancel_on_disconnect: bool = Field(
+        default=False,
+        description="cancel the run if the client that started it disconnects (streams only)",
+    )
+
+
+class RunInfo(BaseModel):
+    """A run's status, timestamps, output so far and usage."""
+
+    subtask_id: str = Field(description="the run's id (`run_…`)")
+    session_id: str
+    status: Literal["queued", "running", "completed", "failed", "cancelled", "incomplete"]
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    content: str = Field(description="the answer so far")
+    model: str | None = None
+    usage: Usage = Field(default_factory=lambda: Usage())
+    error: dict[str, Any] | None = Field(
+        default=None, description="`{code, message, retryable}` if the run failed"
+    )
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    last_seq: int = Field(description="seq of the latest event (-1: none yet)")
+
+    @classmethod
+    def from_run(cls, run: AgentRun) -> RunInfo:
+        summary = run.summary()
+        return cls(
+            subtask_id=summary["run_id"],
+            session_id=summary["session_id"],
+            status=summary["status"],
+            created_at=summary["created_at"],
+            started_at=summary["started_at"],
+            finished_at=summary["finished_at"],
+            content=summary["content"],
+            model=summary["model"],
+            usage=Usage(**summary["usage"]),  # type: ignore[typeddict-item]
+            error=public_error(summary["error"]),
+            tool_calls=summary["tool_calls"],
+            last_seq=summary["last_seq"],
+        )
+
+
+class HistoryPage(BaseModel):
+    session_id: str
+    messages: list[Message]
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionInfo]
+    limit: int
+    offset: int
+
+
+class HealthInfo(BaseModel):
+    status: Literal["ok", "degraded"]
+    storage: Literal["reachable", "unreachable"]
+    version: str
+    active_runs: int
+
+
+class MessageList(BaseModel):
+    messages: list[Message]
+
+
+class AppendMessages(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Message] = Field(max_length=10_000)
+    owner: str | None = Field(
+        default=None,
+        max_length=200,
+        description="recorded when this append creates the session",
+    )
+
+
+class SessionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, max_length=1000)
+    metadata: dict[str, Any] | None = None

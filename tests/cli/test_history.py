@@ -1,0 +1,103 @@
+"""``chat-shell history``: list, show, search, delete, export, import."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from cli_support import Run
+
+
+def _session(cli: Run, message: str) -> str:
+    result = cli("query", "--json", message)
+    assert result.returncode == 0, result.stderr
+    return str(json.loads(result.stdout)["session_id"])
+
+
+def test_list_newest_first_with_limit(cli: Run) -> None:
+    assert cli("history").stdout.startswith("no sessions yet")
+    first = _session(cli, "first")
+    second = _session(cli, "second")
+    listing = json.loads(cli("history", "--json").stdout)
+    assert [s["id"] for s in listing] == [second, first]
+    assert listing[0]["title"] == "second"
+    assert len(json.loads(cli("history", "--limit", "1", "--json").stdout)) == 1
+    table = cli("history").stdout
+    assert table.index(second) < table.index(first)
+
+
+def test_show_replays_tool_calls(cli: Run) -> None:
+    session = _session(cli, 'call calculator {"expression": "123 * 456"}')
+    result = cli("history", "show", session[:8])
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert 'call calculator {"expression": "123 * 456"}' in text
+    assert '🔧 calculator("123 * 456")' in text
+    assert "✅ 56088" in text
+    assert "result: 56088" in text
+    data = json.loads(cli("history", "show", session, "--json").stdout)
+    assert [m["role"] for m in data["messages"]] == ["user", "assistant", "tool", "assistant"]
+
+
+def test_search(cli: Run) -> None:
+    session = _session(cli, "the purple elephant")
+    _session(cli, "something else")
+    hits = json.loads(cli("history", "search", "purple", "--json").stdout)
+    assert {hit["session_id"] for hit in hits} == {session}
+    assert "nothing found" in cli("history", "search", "zebra").stdout
+
+
+def test_search_without_an_index(cli: Run) -> None:
+    result = cli("query", "--storage", "json", "--json", "the purple elephant")
+    session = json.loads(result.stdout)["session_id"]
+    hits = json.loads(cli("history", "search", "PURPLE", "--storage", "json", "--json").stdout)
+    assert {hit["session_id"] for hit in hits} == {session}
+
+
+def test_delete_asks_unless_yes(cli: Run) -> None:
+    session = _session(cli, "doomed")
+    refused = cli("history", "delete", session)
+    assert refused.returncode == 2
+    assert "--yes" in refused.stderr
+    assert cli("history", "show", session).returncode == 0
+    assert cli("history", "delete", session, "--yes").returncode == 0
+    gone = cli("history", "show", session)
+    assert gone.returncode == 2
+    assert (
+        gone.stderr.strip() == f"chat-shell: unknown session {session!r} (see `chat-shell history`)"
+    )
+
+
+def test_export_and_import(cli: Run, tmp_path: Path) -> None:
+    session = _session(cli, 'call calculator {"expression": "2 + 2"}')
+    exported = cli("history", "export")
+    assert exported.returncode == 0
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert lines[0]["type"] == "session"
+    assert lines[0]["id"] == session
+    target = tmp_path / "one.jsonl"
+    assert cli("history", "export", session[:6], "-o", str(target)).returncode == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    # into another backend, then back again: nothing is duplicated
+    result = cli("history", "import", str(target), "--storage", "json")
+    assert result.returncode == 0
+    assert "imported 1 sessions" in result.stdout
+    again = cli("history", "import", "-", input=exported.stdout)
+    assert "imported 0 sessions" in again.stdout
+    assert "skipped" in again.stdout
+    shown = cli("history", "show", session, "--storage", "json").stdout
+    assert "✅ 4" in shown
+
+
+def test_bad_input_changes_nothing(cli: Run, tmp_path: Path) -> None:
+    _session(cli, "keep me")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"type": "session", "id": "x1"}\nnot json\n')
+    result = cli("history", "import", str(broken))
+    assert result.returncode == 2
+    assert "line 1" in result.stderr
+    assert cli("history", "export", "nope").returncode == 2
+    assert cli("history", "--storage", "bogus").returncode == 2
+    assert cli("history", "import", str(tmp_path / "missing.jsonl")).returncode == 2
+    assert len(json.loads(cli("history", "--json").stdout)) == 1
