@@ -18,8 +18,8 @@ $(BOOTSTRAP)/bin/uv:
 install: $(UV)  ## install every package and the dev tools from uv.lock (hash-checked)
 	$(UV) sync --all-packages --locked
 
-run: install  ## run chat-shell (package mode: the README example; a local demo model without credentials)
-	$(UV) run --frozen python examples/quickstart.py
+run: install  ## start `chat-shell serve` on 127.0.0.1:8000 with SQLite history
+	$(UV) run --frozen chat-shell serve
 
 test: install  ## lint, type-check and run the whole test suite
 	$(UV) run --frozen ruff check packages tests benchmarks examples

@@ -9,23 +9,9 @@ from typing import Any
 from ._exit import EXIT_OK
 from ._runtime import load
 
-# Where each provider's key is usually found (display only: keys are never printed).
-PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
-    "openai": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-    "mistral": ("MISTRAL_API_KEY",),
-    "groq": ("GROQ_API_KEY",),
-    "openrouter": ("OPENROUTER_API_KEY", "OR_API_KEY"),
-    "deepseek": ("DEEPSEEK_API_KEY",),
-    "xai": ("XAI_API_KEY",),
-    "cohere": ("COHERE_API_KEY", "CO_API_KEY"),
-    "together_ai": ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY"),
-}
-
 
 def models(*, json_output: bool) -> int:
-    from chat_shell import ChatShellError, ModelRouter
+    from chat_shell import PROVIDER_KEY_VARIABLES, ChatShellError, ModelRouter
 
     settings = load()
     router = ModelRouter(settings)
@@ -49,7 +35,7 @@ def models(*, json_output: bool) -> int:
         }
     providers = {
         provider: [variable for variable in variables if os.environ.get(variable)]
-        for provider, variables in PROVIDER_KEYS.items()
+        for provider, variables in PROVIDER_KEY_VARIABLES.items()
     }
     configured_keys = sorted(name for name, config in settings.models.items() if config.api_key)
 
@@ -88,7 +74,7 @@ def models(*, json_output: bool) -> int:
     print("credentials (environment):")
     for provider, found in providers.items():
         mark = "✓" if found else "·"
-        detail = ", ".join(found) if found else f"set {PROVIDER_KEYS[provider][0]}"
+        detail = ", ".join(found) if found else f"set {PROVIDER_KEY_VARIABLES[provider][0]}"
         print(f"  {mark} {provider.ljust(12)} {detail}")
     if configured_keys:
         print(f"keys in config.toml for: {', '.join(configured_keys)}")

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
         ToolCallPart,
         UsagePart,
     )
-    from ._model_router import ModelRouter, ModelSpec
+    from ._model_router import PROVIDER_KEY_VARIABLES, ModelRouter, ModelSpec
     from ._plugins import available_storage, create_storage
     from ._remote_storage import RemoteHistoryStorage, RemoteStorage
     from ._run import AgentRun, RunState
@@ -98,6 +98,7 @@ _LOCATIONS: dict[str, str] = {
     "ModelRequest": "_model_backend",
     "ModelRouter": "_model_router",
     "ModelSpec": "_model_router",
+    "PROVIDER_KEY_VARIABLES": "_model_router",
     "NotFoundError": "_errors",
     "ReasoningDelta": "_model_backend",
     "RemoteHistoryStorage": "_remote_storage",
@@ -165,6 +166,7 @@ __all__ = [
     "ModelRouter",
     "ModelSpec",
     "NotFoundError",
+    "PROVIDER_KEY_VARIABLES",
     "ReasoningDelta",
     "RemoteHistoryStorage",
     "RemoteStorage",

@@ -13,10 +13,12 @@ from ._model_backend import ModelBackend
 from ._openai_backend import DEFAULT_OPENAI_BASE, OpenAIBackend
 from ._providers import LITELLM_PROVIDERS
 
-__all__ = ["ModelRouter", "ModelSpec"]
+__all__ = ["PROVIDER_KEY_VARIABLES", "ModelRouter", "ModelSpec"]
 
-# Where litellm providers look for their key; used only to say clearly what is missing.
-_KEY_VARIABLES: dict[str, tuple[str, ...]] = {
+# Where each provider's key is usually found; used to say clearly what is missing (and by the
+# CLI to say which providers have credentials). Keys themselves are never shown.
+PROVIDER_KEY_VARIABLES: dict[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_API_KEY",),
     "anthropic": ("ANTHROPIC_API_KEY",),
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
     "mistral": ("MISTRAL_API_KEY",),
@@ -100,8 +102,8 @@ class ModelRouter:
                     f"`chat-shell config set models.{full}.api_key KEY`, or point "
                     "OPENAI_BASE_URL at an OpenAI-compatible server"
                 )
-        elif not key and provider in _KEY_VARIABLES:
-            variables = _KEY_VARIABLES[provider]
+        elif not key and provider in PROVIDER_KEY_VARIABLES:
+            variables = PROVIDER_KEY_VARIABLES[provider]
             if not any(env.get(variable) for variable in variables):
                 raise UserError(
                     f"no API key for {full}: set {variables[0]}, or "
