@@ -264,7 +264,9 @@ class DirectChatInterface(ChatInterface):
         specs += [self.router.resolve(name) for name in self.settings.fallback_models]
         return [ModelChoice(spec, self.router.backend(spec)) for spec in specs]
 
-    def _plan(self, message: str | ChatInput) -> RunPlan:
+    def plan(self, message: str | ChatInput, *, owner: str | None = None) -> RunPlan:
+        """The validated ``RunPlan`` of a turn (``UserError`` for bad input), for code that
+        starts and tracks runs itself with ``interface.agent.start(plan)`` (the HTTP server)."""
         turn = ChatInput(message=message) if isinstance(message, str) else message
         if not turn.message.strip():
             raise UserError("the message is empty")
@@ -294,18 +296,12 @@ class DirectChatInterface(ChatInterface):
             store=turn.store,
             new_session=turn.session_id is None,
             approve=self.config.approve,
+            owner=owner,
         )
-
-    def plan(self, message: str | ChatInput, *, owner: str | None = None) -> RunPlan:
-        """The validated ``RunPlan`` of a turn (``UserError`` for bad input), for code that
-        starts and tracks runs itself with ``interface.agent.start(plan)`` (the HTTP server)."""
-        plan = self._plan(message)
-        plan.owner = owner
-        return plan
 
     def stream_chat(self, message: str | ChatInput) -> StreamingChatOutput:
         """Start a turn and stream it. Raises ``UserError`` at once for bad input."""
-        run = self.agent.start(self._plan(message))
+        run = self.agent.start(self.plan(message))
         self._runs[run.id] = run
         assert run.task is not None
         run.task.add_done_callback(lambda _: self._runs.pop(run.id, None))
