@@ -6,10 +6,10 @@ UV_VERSION := 0.13.9
 BOOTSTRAP := .uv-bootstrap
 UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 
-.PHONY: help install run test lint bench docs wheels clean
+.PHONY: help install run test lint bench bench-quick docs wheels clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(BOOTSTRAP)/bin/uv:
 	python3 -m venv $(BOOTSTRAP)
@@ -30,8 +30,11 @@ lint: install  ## ruff and mypy only
 	$(UV) run --frozen ruff check packages tests benchmarks examples
 	$(UV) run --frozen mypy
 
-bench: install  ## run the benchmarks and rewrite docs/benchmarks.md
-	$(UV) run --frozen python benchmarks/run.py
+bench: install  ## run the benchmarks vs their peers (~6 min) and rewrite docs/benchmarks.md
+	UV=$(UV) $(UV) run --frozen python benchmarks/run.py
+
+bench-quick: install  ## a <= 2-minute subset of the benchmarks (prints the table only)
+	UV=$(UV) $(UV) run --frozen python benchmarks/run.py --quick
 
 docs: install  ## check that every example in README.md and docs/ runs
 	$(UV) run --frozen pytest tests/core/test_docs.py

@@ -6,9 +6,17 @@ a bare FastAPI + httpx relay (the floor) and the same relay through litellm (the
 server's CPU time is read from /proc/<pid>/stat around each load run. Runs interleave
 (A B A B …) after a warm-up; medians are reported.
 
+Each round runs the matrix 50 and 200 concurrent streams of 200 tokens × unpaced and paced at 50
+tokens/s (the upstream sleeps 20 ms between tokens), chat-shell and the bare relay back to back,
+and the litellm relay at 50 unpaced streams. Memory is the server's VmHWM (peak RSS, from
+/proc/<pid>/status): idle right after start-up, then after a first load of 200 paced streams
+(which also serves as the warm-up). Every load is bounded: a fixed number of streams, a 300 s
+limit, 127.0.0.1 only.
+
     python benchmarks/bench_http.py [--runs 5] [--quick]
 
-Prints a markdown table, then one JSON object with the rows as the last line.
+``--quick`` (for ``make bench-quick``): one round of 50 unpaced and 200 paced streams.
+Prints a markdown table, then one JSON object with the rows (and the matrix) as the last line.
 """
 
 from __future__ import annotations
@@ -52,6 +60,14 @@ def upstream_main(port: int) -> None:
     with ScriptedModelServer(responder=responder, port=port) as server:
         print(server.url, flush=True)
         threading.Event().wait()
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM: the most resident memory the process has had, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for {pid}")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -175,6 +191,8 @@ def measure(server: Server, kind: str, concurrency: int, tokens: int, pace_ms: i
         "completed": len(ok),
         "errors": concurrency - len(ok),
         "cpu_us_per_token": cpu / max(streamed, 1) * 1e6,
+        "tokens_per_s": streamed / wall,
+        "server_cores": cpu / wall,  # 1.0: one core busy for the whole load
         "ttfe": [r[0] for r in ok],
         "request": [r[1] for r in ok],
         "wall": wall,
@@ -196,43 +214,62 @@ def row(
     goal: str,
     passed: bool | None,
     ratio: float | None = None,
+    digits: int = 2,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "metric": metric,
-        "ours": round(statistics.median(ours), 2),
-        "ours_range": [round(min(ours), 2), round(max(ours), 2)],
+        "ours": round(statistics.median(ours), digits),
+        "ours_range": [round(min(ours), digits), round(max(ours), digits)],
         "unit": unit,
         "goal": goal,
     }
     if peer:
-        out["peer"] = round(statistics.median(peer), 2)
-        out["peer_range"] = [round(min(peer), 2), round(max(peer), 2)]
-        out["ratio"] = round(ratio if ratio is not None else out["ours"] / out["peer"], 2)
+        out["peer"] = round(statistics.median(peer), digits)
+        out["peer_range"] = [round(min(peer), digits), round(max(peer), digits)]
+        out["ratio"] = round(
+            ratio if ratio is not None else statistics.median(ours) / statistics.median(peer), 2
+        )
     if passed is not None:
         out["pass"] = passed
     return out
 
 
+def spread(values: list[float], digits: int = 0) -> str:
+    """'median (min–max)', or the one value."""
+    fmt = f"{{:.{digits}f}}"
+    middle = fmt.format(statistics.median(values))
+    if len(values) == 1 or min(values) == max(values):
+        return middle
+    return f"{middle} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+TOKENS = 200
+SERVERS = {"ours": "chat-shell serve", "bare": "bare FastAPI+httpx", "litellm": "FastAPI+litellm"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="1 run, smaller loads")
+    parser.add_argument("--quick", action="store_true", help="1 round, smaller matrix")
     parser.add_argument("--upstream-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.upstream_port is not None:
         upstream_main(args.upstream_port)
         return
     runs = 1 if args.quick else args.runs
+    # (concurrent streams, ms between tokens); 20 ms = 50 tokens/s
+    matrix = [(50, 0), (200, 20)] if args.quick else [(50, 0), (200, 0), (50, 20), (200, 20)]
     upstream_process = subprocess.Popen(
         [sys.executable, __file__, "--upstream-port", "0"], stdout=subprocess.PIPE, text=True
     )
     assert upstream_process.stdout is not None
     upstream = upstream_process.stdout.readline().strip()
-    servers = start_servers(upstream, with_litellm=True)
+    servers: dict[str, Server] = {}
     samples: dict[str, list[dict]] = {}
+    memory: dict[str, dict[str, float]] = {}
 
-    def run(key: str, name: str, concurrency: int, tokens: int, pace: int) -> None:
-        result = measure(servers[name], name, concurrency, tokens, pace)
+    def run(key: str, name: str, concurrency: int, pace: int) -> dict:
+        result = measure(servers[name], name, concurrency, TOKENS, pace)
         samples.setdefault(key, []).append(result)
         print(
             f"{key}: {result['completed']}/{concurrency} ok, "
@@ -240,107 +277,209 @@ def main() -> None:
             file=sys.stderr,
             flush=True,
         )
+        return result
 
-    tokens = 200
-    unpaced = [50] if args.quick else [50, 200]
+    def key(name: str, concurrency: int, pace: int) -> str:
+        return f"{name} c{concurrency} {'paced' if pace else 'unpaced'}"
+
     try:
-        for name in ("ours", "bare", "litellm"):  # warm-up: imports, pools, first runs
-            run(f"warmup {name}", name, 20, tokens, 0)
+        servers = start_servers(upstream, with_litellm=True)
+        time.sleep(1)
+        for name, server in servers.items():
+            memory[name] = {"idle": peak_rss_mib(server.process.pid)}
+        # warm-up (imports, pools, first runs), and the memory peak at 200 paced streams
+        for name in ("ours", "bare"):
+            run(f"warmup {name}", name, 200, 20)
+            memory[name]["200 streams"] = peak_rss_mib(servers[name].process.pid)
+        run("warmup litellm", "litellm", 20, 0)
         for _ in range(runs):
-            for concurrency in unpaced:
+            for concurrency, pace in matrix:
                 for name in ("ours", "bare"):
-                    run(f"{name} c{concurrency} unpaced", name, concurrency, tokens, 0)
-            run("litellm c50 unpaced", "litellm", 50, tokens, 0)
-            run("ours c50 unpaced/litellm", "ours", 50, tokens, 0)
-            for concurrency in (50, 200):
-                for name in ("ours", "bare"):
-                    run(f"{name} c{concurrency} paced", name, concurrency, tokens, 20)
+                    run(key(name, concurrency, pace), name, concurrency, pace)
+                if (concurrency, pace) == (50, 0):
+                    run(key("litellm", 50, 0), "litellm", 50, 0)
+        for name, server in servers.items():
+            memory[name]["end"] = peak_rss_mib(server.process.pid)
     finally:
         for server in servers.values():
             server.stop()
         upstream_process.terminate()
         upstream_process.wait()
 
-    def series(key: str, field: str) -> list[float]:
-        return [s[field] for s in samples[key]]
+    def series(name: str, concurrency: int, pace: int, field: str) -> list[float]:
+        return [s[field] for s in samples[key(name, concurrency, pace)]]
 
-    def pooled(key: str, field: str, q: float) -> list[float]:
-        return [p(s[field], q) * 1000 for s in samples[key]]
+    def pooled(name: str, concurrency: int, pace: int, field: str, q: float) -> list[float]:
+        """The q-quantile of each run, in ms."""
+        return [p(s[field], q) * 1000 for s in samples[key(name, concurrency, pace)]]
 
     rows = []
-    for concurrency in unpaced:
-        ours = series(f"ours c{concurrency} unpaced", "cpu_us_per_token")
-        bare = series(f"bare c{concurrency} unpaced", "cpu_us_per_token")
-        ratio = statistics.median(ours) / statistics.median(bare)
+    for concurrency, pace in matrix:
+        if pace:
+            continue
+        ours = series("ours", concurrency, 0, "cpu_us_per_token")
+        bare = series("bare", concurrency, 0, "cpu_us_per_token")
         rows.append(
             row(
-                f"server CPU per token, {concurrency} streams × {tokens}, vs bare FastAPI+httpx",
+                f"server CPU per token, {concurrency} streams × {TOKENS} unpaced, "
+                "vs bare FastAPI+httpx relay",
                 ours,
                 bare,
                 "µs CPU/token",
                 "≤ 2× bare relay",
-                ratio <= 2.0,
+                statistics.median(ours) / statistics.median(bare) <= 2.0,
+                digits=1,
             )
         )
-    ours = series("ours c50 unpaced/litellm", "cpu_us_per_token")
-    peer = series("litellm c50 unpaced", "cpu_us_per_token")
+    ours = series("ours", 50, 0, "cpu_us_per_token")
+    peer = series("litellm", 50, 0, "cpu_us_per_token")
     ratio = statistics.median(peer) / statistics.median(ours)
     rows.append(
         row(
-            "server CPU per token, 50 streams, litellm relay ÷ chat-shell",
+            "server CPU per token, 50 streams unpaced, vs FastAPI+litellm relay"
+            " (ratio: litellm ÷ ours)",
             ours,
             peer,
             "µs CPU/token",
             "litellm relay ≥ 5× ours",
             ratio >= 5.0,
             ratio=ratio,
+            digits=1,
         )
     )
-    for concurrency in (50, 200):
-        key = f"ours c{concurrency} paced"
-        completed = series(key, "completed")
+    for concurrency, pace in matrix:
+        if pace:
+            continue
         rows.append(
             row(
-                f"{concurrency} streams × {tokens} tokens at 50 tok/s: completed",
-                completed,
-                series(f"bare c{concurrency} paced", "completed"),
-                "streams",
-                f"all {concurrency}",
-                min(completed) == concurrency,
-            )
-        )
-        request_p99 = pooled(key, "request", 0.99)
-        rows.append(
-            row(
-                f"{concurrency} paced streams: p99 request time (ideal 4.0 s)",
-                [v / 1000 for v in request_p99],
-                [v / 1000 for v in pooled(f"bare c{concurrency} paced", "request", 0.99)],
-                "s",
-                "≤ 5.0 s",
-                statistics.median(request_p99) / 1000 <= 5.0,
-            )
-        )
-        ttfe_p99 = pooled(key, "ttfe", 0.99)
-        rows.append(
-            row(
-                f"{concurrency} paced streams: p99 time to first event",
-                ttfe_p99,
-                pooled(f"bare c{concurrency} paced", "ttfe", 0.99),
-                "ms",
-                "≤ 500 ms",
-                statistics.median(ttfe_p99) <= 500,
-            )
-        )
-        rows.append(
-            row(
-                f"{concurrency} paced streams: p50 time to first event",
-                pooled(key, "ttfe", 0.5),
-                pooled(f"bare c{concurrency} paced", "ttfe", 0.5),
-                "ms",
+                f"server throughput, {concurrency} streams unpaced, vs bare FastAPI+httpx relay",
+                series("ours", concurrency, 0, "tokens_per_s"),
+                series("bare", concurrency, 0, "tokens_per_s"),
+                "tokens/s",
                 "(reference)",
                 None,
+                digits=0,
             )
         )
+    rows.append(
+        row(
+            "server throughput, 50 streams unpaced, vs FastAPI+litellm relay",
+            series("ours", 50, 0, "tokens_per_s"),
+            series("litellm", 50, 0, "tokens_per_s"),
+            "tokens/s",
+            "(reference)",
+            None,
+            digits=0,
+        )
+    )
+    completed = series("ours", 200, 20, "completed")
+    rows.append(
+        row(
+            f"200 streams × {TOKENS} tokens paced at 50 tok/s: completed, vs bare relay",
+            completed,
+            series("bare", 200, 20, "completed"),
+            "streams",
+            "all 200",
+            min(completed) == 200,
+            digits=0,
+        )
+    )
+    request_p99 = [v / 1000 for v in pooled("ours", 200, 20, "request", 0.99)]
+    rows.append(
+        row(
+            "200 paced streams: p99 request time (ideal 4.0 s), vs bare relay",
+            request_p99,
+            [v / 1000 for v in pooled("bare", 200, 20, "request", 0.99)],
+            "s",
+            "≤ 5.0 s",
+            statistics.median(request_p99) <= 5.0,
+        )
+    )
+    ttfe_p99 = pooled("ours", 200, 20, "ttfe", 0.99)
+    rows.append(
+        row(
+            "200 paced streams: p99 time to first event, vs bare relay",
+            ttfe_p99,
+            pooled("bare", 200, 20, "ttfe", 0.99),
+            "ms",
+            "≤ 500 ms",
+            statistics.median(ttfe_p99) <= 500,
+            digits=0,
+        )
+    )
+    for name, label in (("idle", "idle"), ("200 streams", "at 200 paced streams")):
+        rows.append(
+            row(
+                f"memory: peak RSS of `chat-shell serve` {label}, vs bare FastAPI+httpx relay",
+                [memory["ours"][name]],
+                [memory["bare"][name]],
+                "MiB",
+                "(reference)",
+                None,
+                digits=1,
+            )
+        )
+    rows.append(
+        row(
+            "memory: peak RSS of the FastAPI+litellm relay idle (vs chat-shell serve idle)",
+            [memory["litellm"]["idle"]],
+            [memory["ours"]["idle"]],
+            "MiB",
+            "(reference)",
+            None,
+            digits=1,
+        )
+    )
+    served = sum(len(v) * int(k.split()[1][1:]) for k, v in samples.items() if k.startswith("ours"))
+    rows[-1]["note"] = (
+        f"`chat-shell serve` peak RSS after the whole HTTP benchmark ({served} runs, all retained"
+        f" for resume): {memory['ours']['end']:.0f} MiB; the bare relay keeps nothing:"
+        f" {memory['bare']['end']:.0f} MiB"
+    )
+
+    columns = [
+        "streams",
+        "pace",
+        "server",
+        "completed",
+        "errors",
+        "TTFE p50 ms",
+        "TTFE p99 ms",
+        "request p50 s",
+        "request p99 s",
+        "tokens/s",
+        "CPU µs/token",
+        "server CPU, cores",
+    ]
+    table = []
+    for concurrency, pace in matrix:
+        for name in ("ours", "bare", "litellm"):
+            if key(name, concurrency, pace) not in samples:
+                continue
+            table.append(
+                [
+                    str(concurrency),
+                    "50 tok/s" if pace else "unpaced",
+                    SERVERS[name],
+                    f"{min(series(name, concurrency, pace, 'completed')):.0f}/{concurrency}",
+                    f"{sum(series(name, concurrency, pace, 'errors')):.0f}",
+                    spread(pooled(name, concurrency, pace, "ttfe", 0.5)),
+                    spread(pooled(name, concurrency, pace, "ttfe", 0.99)),
+                    spread([v / 1000 for v in pooled(name, concurrency, pace, "request", 0.5)], 2),
+                    spread([v / 1000 for v in pooled(name, concurrency, pace, "request", 0.99)], 2),
+                    spread(series(name, concurrency, pace, "tokens_per_s")),
+                    spread(series(name, concurrency, pace, "cpu_us_per_token"), 1),
+                    spread(series(name, concurrency, pace, "server_cores"), 2),
+                ]
+            )
+    matrix_table = {
+        "title": (
+            f"Concurrency matrix ({TOKENS} tokens per stream; median of {runs} run(s), min–max;"
+            " completed: the worst run; errors: all runs)"
+        ),
+        "columns": columns,
+        "rows": table,
+    }
 
     print("| metric | chat-shell | peer / floor | ratio | unit | goal | pass |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -351,7 +490,29 @@ def main() -> None:
             f"{r.get('peer_range', '')} | {r.get('ratio', '—')} | {r['unit']} | {r['goal']} "
             f"| {mark} |"
         )
-    print(json.dumps({"benchmark": "http", "runs": runs, "rows": rows}, ensure_ascii=False))
+    print()
+    print("| " + " | ".join(columns) + " |")
+    for line in table:
+        print("| " + " | ".join(line) + " |")
+    print(
+        json.dumps(
+            {
+                "benchmark": "http",
+                "runs": runs,
+                "memory_mib": memory,
+                "per_run": {
+                    k: [
+                        {f: round(r[f], 2) for f in ("cpu_us_per_token", "tokens_per_s", "wall")}
+                        for r in v
+                    ]
+                    for k, v in samples.items()
+                },
+                "rows": rows,
+                "tables": [matrix_table],
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 if __name__ == "__main__":

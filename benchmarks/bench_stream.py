@@ -4,7 +4,9 @@ The scripted upstream runs in its own process on 127.0.0.1, so the CPU time read
 OS, for this process) is the client's alone. A and B run interleaved (A B A B …), after a warm-up,
 and the medians are compared. With ``--litellm`` the litellm paths are measured too.
 
-    python benchmarks/bench_stream.py [--tokens 10000] [--runs 5] [--litellm]
+    python benchmarks/bench_stream.py [--tokens 10000] [--runs 5] [--litellm] [--quick]
+
+``--quick`` (for ``make bench-quick``): 2,000 tokens, 3 runs.
 
 Prints one JSON object with the rows for docs/benchmarks.md.
 """
@@ -146,7 +148,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--litellm", action="store_true", help="also measure the litellm paths")
+    parser.add_argument("--quick", action="store_true", help="2,000 tokens, 3 runs")
     args = parser.parse_args()
+    if args.quick:
+        args.tokens, args.runs = 2_000, 3
     process, url = start_upstream()
     try:
         candidates: dict[str, Measure] = {
