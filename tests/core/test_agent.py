@@ -369,3 +369,26 @@ def test_model_request_has_no_key_in_repr() -> None:
     request = ModelRequest(model="m", messages=[], api_key="sk-secret")
     assert "sk-secret" not in repr(request)
     assert "sk-secret" not in repr(ModelSpec("a/b", "a", "b", api_key="sk-secret"))
+
+
+async def test_a_compacted_run_replays_the_same_events(storage: MemoryStorage) -> None:
+    model = FakeModel(Reply.tool("add", {"a": 1, "b": 2}), Reply.tokens(50))
+    run = await run_to_end(storage, plan_for(model, Tool(add)))
+    before = [event.model_dump() for event in run.events]
+    run.compact()
+    assert [event.model_dump() for event in run.events] == before
+    assert [event.model_dump() async for event in run.follow(after=40)] == before[41:]
+    assert run.events[-1].event_type is EventType.COMPLETE
+    assert run.events[1:3] == [run.events[1], run.events[2]]
+    assert run.content == before[-1]["data"]["content"]
+    with pytest.raises(IndexError):
+        run.events[len(before)]
+
+
+async def test_a_running_run_is_not_compacted(storage: MemoryStorage) -> None:
+    run = ChatAgent(storage.history).start(plan_for(FakeModel(Reply.tokens(100, delay=0.01))))
+    await asyncio.sleep(0.05)
+    run.compact()
+    assert isinstance(run.events, list)
+    run.cancel()
+    await run.wait()

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from ._model_router import PROVIDER_KEY_VARIABLES, ModelRouter, ModelSpec
     from ._plugins import available_storage, create_storage
     from ._remote_storage import RemoteHistoryStorage, RemoteStorage
-    from ._run import AgentRun, RunState
+    from ._run import AgentRun, PackedEvents, RunState
     from ._storage import HistoryStorage, StorageProvider
     from ._tools import ApprovalCallback, Tool, ToolFactory, ToolRegistry, tool
     from ._transfer import ImportReport, SessionImporter, export_sessions, import_sessions
@@ -100,6 +100,7 @@ _LOCATIONS: dict[str, str] = {
     "ModelSpec": "_model_router",
     "PROVIDER_KEY_VARIABLES": "_model_router",
     "NotFoundError": "_errors",
+    "PackedEvents": "_run",
     "ReasoningDelta": "_model_backend",
     "RemoteHistoryStorage": "_remote_storage",
     "RemoteStorage": "_remote_storage",
@@ -138,6 +139,7 @@ _LOCATIONS: dict[str, str] = {
 }
 
 __all__ = [
+    "PROVIDER_KEY_VARIABLES",
     "AgentRun",
     "ApprovalCallback",
     "ChatAgent",
@@ -166,7 +168,7 @@ __all__ = [
     "ModelRouter",
     "ModelSpec",
     "NotFoundError",
-    "PROVIDER_KEY_VARIABLES",
+    "PackedEvents",
     "ReasoningDelta",
     "RemoteHistoryStorage",
     "RemoteStorage",

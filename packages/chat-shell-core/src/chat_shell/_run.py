@@ -3,17 +3,54 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any, Literal
+from array import array
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal, overload
 
 from ._events import ChatEvent, EventType, Usage
 
-__all__ = ["AgentRun", "RunState"]
+__all__ = ["AgentRun", "PackedEvents", "RunState"]
 
 RunState = Literal["queued", "running", "completed", "failed", "cancelled", "incomplete"]
 FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "incomplete"})
+
+
+class PackedEvents(Sequence[ChatEvent]):
+    """The events of an ended run as one block of JSON and an offset table.
+
+    Two objects instead of a few per event: a server that keeps thousands of finished runs for
+    replay holds a fraction of the memory and gives the garbage collector nothing to walk.
+    Events are rebuilt when read.
+    """
+
+    __slots__ = ("_blob", "_ends")
+
+    def __init__(self, events: Sequence[ChatEvent]) -> None:
+        parts = [event.model_dump_json().encode() for event in events]
+        self._blob = b"".join(parts)
+        self._ends = array("Q", itertools.accumulate(len(part) for part in parts))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, index: int) -> ChatEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ChatEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> ChatEvent | list[ChatEvent]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("event index out of range")
+        start = self._ends[index - 1] if index else 0
+        return ChatEvent.model_validate_json(self._blob[start : self._ends[index]])
 
 
 class AgentRun:
@@ -30,7 +67,8 @@ class AgentRun:
         self.created_at = time.time()
         self.started_at: float | None = None
         self.finished_at: float | None = None
-        self.events: list[ChatEvent] = []
+        self._events: list[ChatEvent] = []
+        self._packed: PackedEvents | None = None
         self.content_parts: list[str] = []
         self.usage: Usage = {}
         self.model: str | None = None
@@ -41,6 +79,18 @@ class AgentRun:
         self._waiters: list[asyncio.Future[None]] = []
 
     @property
+    def events(self) -> Sequence[ChatEvent]:
+        """Every event so far, in ``seq`` order."""
+        return self._packed if self._packed is not None else self._events
+
+    def compact(self) -> None:
+        """Pack the events of an ended run (see ``PackedEvents``); readers see no difference."""
+        if self.done and self._packed is None:
+            self._packed = PackedEvents(self._events)
+            self._events = []
+            self.content_parts = [self.content]
+
+    @property
     def done(self) -> bool:
         return self.state in FINAL_STATES
 
@@ -49,10 +99,11 @@ class AgentRun:
         return "".join(self.content_parts)
 
     def emit(self, event_type: EventType, data: dict[str, Any]) -> ChatEvent:
+        events = self._events
         event = ChatEvent.make(
-            event_type, data, run_id=self.id, session_id=self.session_id, seq=len(self.events)
+            event_type, data, run_id=self.id, session_id=self.session_id, seq=len(events)
         )
-        self.events.append(event)
+        events.append(event)
         if self._waiters:
             waiters, self._waiters = self._waiters, []
             for waiter in waiters:

@@ -102,6 +102,7 @@ class RunRegistry:
             del self._busy[run.session_id]
         record.finished_at = time.monotonic()
         if self.retention_seconds > 0:
+            run.compact()  # thousands of retained runs must not cost thousands of objects each
             self._finished[run.id] = record
         self.purge()
 
