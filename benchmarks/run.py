@@ -142,16 +142,12 @@ cost under ≈ 50 µs when paced — one deadline per stream instead of httpcore
 sse-starlette's per-send timeout scopes — changes to the transport layer, beyond a small, safe
 fix.
 
-A second cause makes the worst runs worse: finished runs are kept with all their events for
-resume (`run_retention_seconds`, default 1 h, up to `max_retained_runs` = 10,000), so the
-server's heap grows with traffic — ≈ 0.3 MiB per 200-token run; ≈ 840 MiB after this
-benchmark's ≈ 2,500 runs (memory rows). Every object there is tracked by Python's cyclic
-garbage collector: 2,500 runs of 202 `ChatEvent`s are ≈ 1.5 M tracked objects, and one full
-collection of them takes ≈ 600 ms here (measured with `gc.collect()`), a pause of every
-stream at once. That is the likeliest source of the outliers (a 50-stream unpaced run at
-114 µs/token instead of 33; a p99 first event of 1.4 s). Fixing it is the HTTP owner's call:
-keep finished runs compactly (their SSE frames as one bytes object, or only what resume needs),
-lower the default retention, or `gc.freeze()` retained runs.""",
+A second cause used to make the worst runs worse, and is fixed: finished runs are kept for
+resume (`run_retention_seconds`, default 1 h, up to `max_retained_runs` = 10,000), and they kept
+every event as objects — ≈ 840 MiB and ≈ 1.5 M objects for the garbage collector after this
+benchmark's ≈ 2,500 runs, one full collection ≈ 600 ms, a pause of every stream at once. A
+retained run now keeps its events packed as one block of JSON (`AgentRun.compact()`,
+`PackedEvents`): the last memory row shows the server after the whole HTTP benchmark.""",
     ),
     (
         "server CPU per token, 200 streams",
@@ -160,8 +156,7 @@ lower the default retention, or `gc.freeze()` retained runs.""",
 pass at ≈ 1.3–1.5×).** With 200 streams the upstream's writes reach the server in smaller
 pieces, so fewer tokens share one read and one SSE write; chat-shell's fixed per-read and
 per-write work (the run → stream task hand-off, sse-starlette's send timeout) is then spread
-over fewer tokens, while the bare relay, one task per stream, has no such hand-off; and the
-retained runs' garbage-collector pauses (see *200 paced streams* above) land in some runs.""",
+over fewer tokens, while the bare relay, one task per stream, has no such hand-off.""",
     ),
 ]
 
