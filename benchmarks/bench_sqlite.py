@@ -48,7 +48,7 @@ from chat_shell_sqlite import SQLiteStorage
 from chat_shell_sqlite._storage import (
     _MESSAGE_COLUMNS,
     FTS_BATCH,
-    _message,
+    _messages,
     append_rows,
     index_for_search,
     message_rows,
@@ -275,7 +275,7 @@ async def measure(path: Path, sessions: int, seed: int = 2) -> dict[str, dict[st
                 got = conn.execute(sql, (sid,)).fetchall()
                 got.reverse()
                 t1 = time.perf_counter()
-                [_message(path, row) for row in got]
+                _messages(path, got)
                 query.append(t1 - t0)
                 build.append(time.perf_counter() - t1)
             return query, build
