@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench_stream import start_upstream  # a sibling script: benchmarks/ is on sys.path
+
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / ".venv-peers"
 LLM_VERSION = "0.36"  # the peer, pinned so that runs compare like with like
@@ -55,20 +57,6 @@ def llm_binary() -> Path:
             check=True,
         )
     return binary
-
-
-def start_upstream() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chat_shell.testing", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://127.0.0.1:"):
-        process.kill()
-        raise SystemExit(f"the scripted upstream did not start: {url!r}")
-    return process, url
 
 
 def run_once(candidate: Candidate) -> tuple[float, int]:

@@ -35,28 +35,11 @@ def load(**overrides: Any) -> Settings:
     return load_settings(**overrides)
 
 
-def storage_options(settings: Settings, name: str) -> dict[str, Any]:
-    """The options the CLI gives each backend: files in the home unless configured."""
-    if name == "sqlite":
-        return {"path": settings.storage_path or str(home() / "history.db")}
-    if name == "json":
-        return {"path": settings.storage_path or str(home() / "history")}
-    if name == "remote":
-        if not settings.storage_url:
-            raise CLIError(
-                "the remote storage needs the server's address: set CHAT_SHELL_STORAGE_URL or "
-                "`chat-shell config set storage_url https://…`"
-            )
-        return {"url": settings.storage_url, "api_key": settings.storage_api_key}
-    return {}
-
-
 def make_storage(settings: Settings) -> StorageProvider:
     """The configured backend (``UserError`` for an unknown or uninstalled one)."""
-    from chat_shell import create_storage
+    from chat_shell import storage_from_settings
 
-    name = settings.storage
-    return create_storage(name, **storage_options(settings, name))
+    return storage_from_settings(settings)
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

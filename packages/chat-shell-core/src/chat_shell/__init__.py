@@ -62,7 +62,7 @@ if TYPE_CHECKING:
         UsagePart,
     )
     from ._model_router import PROVIDER_KEY_VARIABLES, ModelRouter, ModelSpec
-    from ._plugins import available_storage, create_storage
+    from ._plugins import available_storage, create_storage, storage_from_settings
     from ._remote_storage import RemoteHistoryStorage, RemoteStorage
     from ._run import AgentRun, PackedEvents, RunState
     from ._storage import HistoryStorage, StorageProvider
@@ -135,6 +135,7 @@ _LOCATIONS: dict[str, str] = {
     "load_settings": "_config",
     "mask_secret": "_config",
     "tool": "_tools",
+    "storage_from_settings": "_plugins",
     "validate_session_id": "_messages",
 }
 
@@ -203,6 +204,7 @@ __all__ = [
     "import_sessions",
     "load_settings",
     "mask_secret",
+    "storage_from_settings",
     "tool",
     "validate_session_id",
 ]

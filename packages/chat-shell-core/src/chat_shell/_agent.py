@@ -337,13 +337,13 @@ class ChatAgent:
         Cancelling the run cancels every call still running.
         """
         first = len(run.tool_calls)
-        for call in calls:
-            arguments, _ = _parse_arguments(call.arguments)
+        parsed = [_parse_arguments(call.arguments) for call in calls]
+        for call, (arguments, _) in zip(calls, parsed, strict=True):
             data = {"id": call.id, "name": call.name, "arguments": arguments}
             run.tool_calls.append(dict(data))
             run.emit(EventType.TOOL_CALL, data)
         tasks = {
-            asyncio.ensure_future(self._call_tool(plan, call)): index
+            asyncio.ensure_future(self._call_tool(plan, call, *parsed[index])): index
             for index, call in enumerate(calls)
         }
         try:
@@ -369,10 +369,16 @@ class ChatAgent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _call_tool(self, plan: RunPlan, call: ToolCallPart) -> Message:
+    async def _call_tool(
+        self,
+        plan: RunPlan,
+        call: ToolCallPart,
+        arguments: dict[str, Any],
+        problem: str | None,
+    ) -> Message:
         started = time.perf_counter()
         try:
-            content = await self._tool_output(plan, call)
+            content = await self._tool_output(plan, call, arguments, problem)
             is_error = False
         except ToolError as exc:
             content, is_error = f"error: {exc.message}", True
@@ -389,12 +395,17 @@ class ChatAgent:
             },
         )
 
-    async def _tool_output(self, plan: RunPlan, call: ToolCallPart) -> str:
+    async def _tool_output(
+        self,
+        plan: RunPlan,
+        call: ToolCallPart,
+        arguments: dict[str, Any],
+        problem: str | None,
+    ) -> str:
         tool = plan.tools.get(call.name)
         if tool is None:
             available = ", ".join(sorted(plan.tools)) or "none"
             raise ToolError(f"unknown tool {call.name!r}; available tools: {available}")
-        arguments, problem = _parse_arguments(call.arguments)
         if problem:
             raise ToolError(f"{call.name}: {problem}")
         if tool.requires_approval:

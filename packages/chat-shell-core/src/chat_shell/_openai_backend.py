@@ -44,15 +44,12 @@ def describe_http_error(status: int, body: bytes, api_key: str | None) -> str:
 class OpenAIBackend(ModelBackend):
     """Streams ``POST {api_base}/chat/completions`` with one pooled ``httpx.AsyncClient``."""
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
-        self._given = client
+    def __init__(self) -> None:
         self._clients: dict[bool, httpx.AsyncClient] = {}
 
     def client(self, secure: bool) -> httpx.AsyncClient:
         """A pooled client; plain-HTTP endpoints (local servers) skip loading CA certificates,
         which costs ~0.2 s."""
-        if self._given is not None:
-            return self._given
         client = self._clients.get(secure)
         if client is None:
             import httpx  # lazily: with click/rich installed, importing httpx costs ~0.3 s

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import UserError
 from ._storage import StorageProvider
 
-__all__ = ["available_storage", "create_storage"]
+if TYPE_CHECKING:
+    from ._config import Settings
+
+__all__ = ["available_storage", "create_storage", "storage_from_settings"]
 
 STORAGE_GROUP = "chat_shell.storage"
 _INSTALL_HINTS = {"sqlite": "chat-shell-sqlite"}
@@ -32,3 +35,15 @@ def create_storage(name: str, **options: Any) -> StorageProvider:
     )
     known = ", ".join(available_storage()) or "none"
     raise UserError(f"unknown storage backend {name!r} (installed: {known}){hint}")
+
+
+def storage_from_settings(settings: Settings) -> StorageProvider:
+    """The backend ``settings.storage`` names, given the options the settings hold for it:
+    ``storage_url``/``storage_api_key`` for ``remote``, nothing for ``memory``, and
+    ``storage_path`` for the rest (file backends default to a place in the chat-shell home)."""
+    name = settings.storage
+    if name == "remote":
+        return create_storage(name, url=settings.storage_url, api_key=settings.storage_api_key)
+    if name == "memory":
+        return create_storage(name)
+    return create_storage(name, path=settings.storage_path)

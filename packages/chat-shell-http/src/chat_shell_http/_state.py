@@ -15,7 +15,7 @@ from chat_shell import (
     Settings,
     StorageProvider,
     ToolRegistry,
-    create_storage,
+    storage_from_settings,
 )
 
 from ._auth import Authenticator, Principal
@@ -25,17 +25,7 @@ from ._runs import RunRecord, RunRegistry
 from ._schemas import ChatRequest
 from ._settings import ServerSettings
 
-__all__ = ["ServerState", "open_storage"]
-
-
-def open_storage(settings: Settings) -> StorageProvider:
-    """The storage backend the settings name, with its options."""
-    name = settings.storage
-    if name == "remote":
-        return create_storage(name, url=settings.storage_url, api_key=settings.storage_api_key)
-    if name == "memory":
-        return create_storage(name)
-    return create_storage(name, path=settings.storage_path)
+__all__ = ["ServerState"]
 
 
 class ServerState:
@@ -49,7 +39,7 @@ class ServerState:
     ) -> None:
         self.settings = settings
         self.server = server
-        self.storage = storage or open_storage(settings)
+        self.storage = storage or storage_from_settings(settings)
         self.auth = Authenticator(server.key_hashes)
         self.limiter = RateLimiter(server.rate_limit_per_minute)
         self.runs = RunRegistry(
