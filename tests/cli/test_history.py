@@ -101,3 +101,10 @@ def test_bad_input_changes_nothing(cli: Run, tmp_path: Path) -> None:
     assert cli("history", "--storage", "bogus").returncode == 2
     assert cli("history", "import", str(tmp_path / "missing.jsonl")).returncode == 2
     assert len(json.loads(cli("history", "--json").stdout)) == 1
+
+
+def test_remote_storage_without_a_url_says_what_to_set(cli: Run) -> None:
+    result = cli("history", "--storage", "remote")
+    assert result.returncode == 2
+    assert "storage_url" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
