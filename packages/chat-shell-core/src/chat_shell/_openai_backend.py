@@ -55,7 +55,7 @@ class OpenAIBackend(ModelBackend):
             import httpx  # lazily: with click/rich installed, importing httpx costs ~0.3 s
 
             client = self._clients[secure] = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000),
                 verify=secure,
             )
         return client

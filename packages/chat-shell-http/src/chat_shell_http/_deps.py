@@ -16,7 +16,8 @@ __all__ = ["CurrentPrincipal", "State", "get_principal", "get_state"]
 _bearer = HTTPBearer(auto_error=False, description="an API key of the server")
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request
     state: ServerState = request.app.state.chat_shell
     return state
 
