@@ -338,9 +338,7 @@ class ToolRegistry:
         self._entries[made.name] = made
         return made
 
-    def register_factory(
-        self, name: str, factory: ToolFactory, *, replace: bool = False
-    ) -> None:
+    def register_factory(self, name: str, factory: ToolFactory, *, replace: bool = False) -> None:
         """Add a tool made on first use by ``factory(settings)``."""
         if not _TOOL_NAME.fullmatch(name):
             raise UserError(f"invalid tool name {name!r}: use letters, digits, '_' or '-'")
