@@ -13,6 +13,7 @@ import contextlib
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -84,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": "not found", "type": "invalid_request"}})
             return
-        reply = self.server.owner._next(request, dict(self.headers))
+        reply = self.server.owner._next(request, dict(self.headers), self.client_address)
         if reply.first_delay:
             time.sleep(reply.first_delay)
         if reply.status >= 400:
@@ -142,7 +143,9 @@ class ScriptedModelServer:
     """An OpenAI-compatible model server on 127.0.0.1 that answers from a script.
 
     Use it as a (sync or async) context manager; ``url`` is the ``api_base`` to give chat-shell
-    (``http://127.0.0.1:PORT/v1``). ``requests`` records every request body received.
+    (``http://127.0.0.1:PORT/v1``, ``https://`` when given an ``ssl_context``). ``requests``
+    records every request body received, ``headers`` their headers and ``peers`` the client
+    address each came from (one address for requests sent on one kept-alive connection).
     """
 
     def __init__(
@@ -151,13 +154,16 @@ class ScriptedModelServer:
         *,
         responder: Responder = default_responder,
         port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._script: deque[Reply] = deque(replies)
         self._responder = responder
         self._port = port
+        self._ssl_context = ssl_context
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.peers: list[tuple[str, int]] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -166,10 +172,11 @@ class ScriptedModelServer:
         with self._lock:
             self._script.extend(replies)
 
-    def _next(self, request: dict[str, Any], headers: dict[str, str]) -> Reply:
+    def _next(self, request: dict[str, Any], headers: dict[str, str], peer: Any) -> Reply:
         with self._lock:
             self.requests.append(request)
             self.headers.append(headers)
+            self.peers.append((str(peer[0]), int(peer[1])))
             if self._script:
                 return self._script.popleft()
         return self._responder(request)
@@ -182,11 +189,16 @@ class ScriptedModelServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/v1"
 
     def start(self) -> ScriptedModelServer:
         self._server = _Server(("127.0.0.1", self._port), _Handler)
         self._server.owner = self
+        if self._ssl_context is not None:
+            self._server.socket = self._ssl_context.wrap_socket(
+                self._server.socket, server_side=True
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="scripted-model-server", daemon=True
         )
