@@ -1,27 +1,26 @@
 """The lean OpenAI-protocol streaming client (OpenAI and every compatible server).
 
-It speaks HTTP/1.1 through httpcore (httpx's transport layer) on an asyncio-native network
-backend, and parses the SSE stream itself: per streamed token that is a fraction of what
-``httpx.AsyncClient`` costs, which is what an HTTP server relaying hundreds of streams needs.
-TLS settings come from ``httpx.create_ssl_context()`` (certifi, ``SSL_CERT_FILE``,
-``SSL_CERT_DIR``); ``HTTP(S)_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` are honoured.
+It POSTs through chat-shell's small HTTP/1.1 client (``_http11``) over kept-alive connections and
+splits the SSE stream itself. TLS trusts what httpx trusts (``SSL_CERT_FILE``, ``SSL_CERT_DIR``,
+else certifi's bundle); ``HTTP(S)_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` are honoured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import ssl
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from ._errors import ModelError
 from ._model_backend import ChunkAccumulator, ModelBackend, ModelPart, ModelRequest
 
 if TYPE_CHECKING:
-    from ._connections import ConnectionPool
+    from ._http11 import HTTPClient, Origin
 
-__all__ = ["OpenAIBackend", "describe_http_error", "is_retryable_status"]
+__all__ = ["OpenAIBackend", "describe_http_error", "is_retryable_status", "tls_context"]
 
 DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
 _MAX_ERROR_TEXT = 300
@@ -51,42 +50,43 @@ def describe_http_error(status: int, body: bytes, api_key: str | None) -> str:
     return f"HTTP {status}" + (f": {detail}" if detail else "")
 
 
-def _proxy_for(scheme: str, host: str) -> str | None:
-    """The proxy URL the environment asks for (``https_proxy``, ``all_proxy``, ``no_proxy``)."""
+def tls_context() -> ssl.SSLContext:
+    """Verified TLS trusting what httpx would: ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` when set,
+    else certifi's CA bundle."""
+    if cafile := os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=cafile)
+    if capath := os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=capath)
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _proxy_for(origin: Origin) -> str | None:
+    """The proxy URL the environment names for ``origin`` (``https_proxy``, ``all_proxy``,
+    ``no_proxy``, either case)."""
     import urllib.request
 
     proxies = urllib.request.getproxies()
-    proxy = proxies.get(scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(host):
+    proxy = proxies.get(origin.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(origin.host):
         return None
-    return proxy
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
-def _new_pool(secure: bool, proxy: str | None) -> ConnectionPool:
-    import httpcore
-    import httpx  # for the TLS context only: the same certificates and settings as httpx
+def _new_client(origin: Origin, where: str) -> HTTPClient:
+    from ._http11 import HTTPClient
 
-    from ._connections import AsyncioNetworkBackend, ConnectionPool
-
-    ssl_context = httpx.create_ssl_context() if secure else None
-    if proxy is None:
-        return ConnectionPool(ssl_context)
-    url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise ModelError(f"unsupported proxy {url.scheme}://… (use an http or https proxy)")
-    auth = (unquote(url.username), unquote(url.password or "")) if url.username else None
-    port = url.port or (443 if url.scheme == "https" else 80)
-    proxied = httpcore.AsyncHTTPProxy(
-        proxy_url=f"{url.scheme}://{url.hostname}:{port}",
-        proxy_auth=auth,
-        ssl_context=ssl_context,
-        proxy_ssl_context=httpx.create_ssl_context() if url.scheme == "https" else None,
-        max_connections=1000,
-        max_keepalive_connections=20,
-        keepalive_expiry=5.0,
-        network_backend=AsyncioNetworkBackend(),
+    proxy = _proxy_for(origin)
+    if proxy is not None and not proxy.startswith(("http://", "https://")):
+        scheme = proxy.split("://", 1)[0]
+        raise ModelError(f"{where}: unsupported proxy {scheme}://… (use an http or https proxy)")
+    return HTTPClient(
+        origin,
+        ssl_context=tls_context() if origin.scheme == "https" else None,
+        proxy=proxy,
+        proxy_ssl_context=tls_context() if proxy and proxy.startswith("https://") else None,
     )
-    return ConnectionPool(ssl_context, proxy=proxied)
 
 
 async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -105,23 +105,16 @@ async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 class OpenAIBackend(ModelBackend):
     """Streams ``POST {api_base}/chat/completions`` over pooled connections (a pool per
-    scheme and host, through the proxy the environment names for it)."""
+    endpoint, through the proxy the environment names for it)."""
 
     def __init__(self) -> None:
-        self._pools: dict[tuple[str, str, int | None], ConnectionPool] = {}
-
-    def _pool(self, scheme: str, host: str, port: int | None) -> ConnectionPool:
-        pool = self._pools.get((scheme, host, port))
-        if pool is None:
-            proxy = _proxy_for(scheme, host)
-            pool = self._pools[(scheme, host, port)] = _new_pool(scheme == "https", proxy)
-        return pool
+        self._clients: dict[Origin, HTTPClient] = {}
 
     async def aclose(self) -> None:
-        pools = list(self._pools.values())
-        self._pools.clear()
-        for pool in pools:
-            await pool.aclose()
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await client.aclose()
 
     def _body(self, request: ModelRequest) -> bytes:
         body: dict[str, Any] = {
@@ -139,49 +132,38 @@ class OpenAIBackend(ModelBackend):
         return json.dumps(body, ensure_ascii=False).encode()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelPart]:
-        import httpcore
+        from ._http11 import ConnectFailed, HTTPError, Origin, TimedOut
 
         base = (request.api_base or DEFAULT_OPENAI_BASE).rstrip("/")
         url = f"{base}/chat/completions"
         where = f"{request.model} at {base}"
         try:
-            parts = urlsplit(url)
-            port = parts.port
+            origin = Origin.of(url)
         except ValueError:
-            parts, port = urlsplit(""), None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ModelError(f"{where}: api_base must be an http:// or https:// URL")
-        body = self._body(request)
+            raise ModelError(f"{where}: api_base must be an http:// or https:// URL") from None
+        client = self._clients.get(origin)
+        if client is None:
+            client = self._clients[origin] = _new_client(origin, where)
         headers = [
-            (b"Host", parts.netloc.rpartition("@")[2].encode("idna")),
-            (b"Accept", b"text/event-stream"),
-            (b"Accept-Encoding", b"identity"),
-            (b"Content-Type", b"application/json"),
-            (b"Content-Length", str(len(body)).encode()),
+            ("Accept", "text/event-stream"),
+            ("Accept-Encoding", "identity"),
+            ("Content-Type", "application/json"),
         ]
         if request.api_key:
-            headers.append((b"Authorization", f"Bearer {request.api_key}".encode()))
-        seconds = request.timeout
-        timeout = {
-            "connect": min(10.0, seconds),
-            "read": seconds,
-            "write": seconds,
-            "pool": seconds,
-        }
+            headers.append(("Authorization", f"Bearer {request.api_key}"))
         accumulator = ChunkAccumulator()
         done = False
         try:
-            pool = self._pool(parts.scheme, parts.hostname, port)
-            outgoing = httpcore.Request(
+            async with client.stream(
                 "POST",
                 url,
                 headers=headers,
-                content=body,
-                extensions={"timeout": timeout},
-            )
-            async with pool.stream(outgoing) as response:
+                body=self._body(request),
+                connect_timeout=min(10.0, request.timeout),
+                timeout=request.timeout,
+            ) as response:
                 if response.status >= 400:
-                    body = await response.aread()
+                    body = await response.read()
                     problem = describe_http_error(response.status, body, request.api_key)
                     raise ModelError(
                         f"{where}: {problem}",
@@ -190,7 +172,7 @@ class OpenAIBackend(ModelBackend):
                     )
                 feed = accumulator.feed
                 loads = json.loads
-                chunks = response.aiter_stream()
+                chunks = response.stream()
                 async for payload in _sse_data(chunks):
                     if payload == b"[DONE]":
                         done = True
@@ -209,19 +191,14 @@ class OpenAIBackend(ModelBackend):
                         yield part
                 if done:
                     await _drain(chunks)
-        except httpcore.TimeoutException as exc:
+        except TimedOut as exc:
             raise ModelError(f"{where}: timed out", retryable=True) from exc
-        except httpcore.ConnectError as exc:
-            raise ModelError(f"{where}: cannot connect", retryable=True) from exc
-        except (
-            httpcore.NetworkError,
-            httpcore.ProtocolError,
-            httpcore.ProxyError,
-            httpcore.UnsupportedProtocol,
-        ) as exc:
-            raise ModelError(
-                f"{where}: connection failed ({type(exc).__name__})", retryable=True
-            ) from exc
+        except ConnectFailed as exc:
+            raise ModelError(f"{where}: cannot connect ({exc})", retryable=True) from exc
+        except HTTPError as exc:
+            raise ModelError(f"{where}: connection failed ({exc})", retryable=True) from exc
+        except ValueError as exc:  # a header value the HTTP client refuses to send
+            raise ModelError(f"{where}: {exc}") from exc
         if not (done or accumulator.finished):
             raise ModelError(f"{where}: the stream ended before the answer did", retryable=True)
         for part in accumulator.finish():
