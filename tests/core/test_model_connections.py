@@ -161,14 +161,22 @@ async def test_no_proxy_hosts_are_reached_directly(
     assert await text(backend, server.url) == "echo: hi"
 
 
-async def test_an_unusable_proxy_is_a_model_error(
-    backend: OpenAIBackend, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("proxy", "problem"),
+    [
+        ("socks5://user:s3cret@127.0.0.1:1080", "unsupported proxy socks5"),
+        ("http://user:s3cret@", "not an http:// or https:// URL with a host"),
+    ],
+)
+async def test_an_unusable_proxy_is_a_model_error_that_keeps_its_secret(
+    backend: OpenAIBackend, monkeypatch: pytest.MonkeyPatch, proxy: str, problem: str
 ) -> None:
-    monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    with pytest.raises(ModelError, match="unsupported proxy socks5"):
+    with pytest.raises(ModelError, match=problem) as caught:
         await text(backend, "http://model.test/v1")
+    assert "s3cret" not in str(caught.value)
 
 
 @pytest.fixture

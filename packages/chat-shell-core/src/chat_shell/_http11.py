@@ -76,7 +76,7 @@ class Origin:
         """The origin of an ``http(s)://`` URL; ``ValueError`` for anything else."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http:// or https:// URL: {url!r}")
+            raise ValueError("not an http:// or https:// URL with a host")  # (no credentials)
         return cls(parts.scheme, parts.hostname, parts.port or _default_port(parts.scheme))
 
     @property
@@ -312,16 +312,18 @@ class Response:
         encoding = self.header("transfer-encoding").lower()
         self._chunked = encoding.rsplit(",", 1)[-1].strip() == "chunked"
         self._length: int | None = None
-        if encoding and not self._chunked:
-            self._keep_alive = False  # some other coding: the body runs to the end
-        elif not encoding and (length := self.header("content-length")):
+        length = self.header("content-length")
+        if status in (204, 304):
+            self._chunked, self._length = False, 0
+        elif encoding:
+            # a coding other than chunked runs to the end; with a length as well, it is suspect
+            self._keep_alive = self._keep_alive and self._chunked and not length
+        elif length:
             if not length.isdigit():
                 raise ProtocolFailure(f"bad Content-Length {length[:40]!r}")
             self._length = int(length)
-        elif not encoding:
+        else:
             self._keep_alive = False  # no framing: the body ends when the connection does
-        if status in (204, 304):
-            self._length = 0
 
     def header(self, name: str) -> str:
         """The value of header ``name`` (lower case), several joined by commas; ``""`` if

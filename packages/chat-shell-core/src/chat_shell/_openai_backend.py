@@ -24,6 +24,7 @@ __all__ = ["OpenAIBackend", "describe_http_error", "is_retryable_status", "tls_c
 
 DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
 _MAX_ERROR_TEXT = 300
+_MAX_LINE = 16 << 20  # one SSE line (one chunk of the answer) may not be longer
 _DRAIN_SECONDS = 1.0  # after [DONE]: wait this long for the body's end, to reuse the connection
 
 
@@ -89,7 +90,7 @@ def _new_client(origin: Origin, where: str) -> HTTPClient:
     )
 
 
-async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _sse_data(chunks: AsyncIterator[bytes], where: str) -> AsyncIterator[bytes]:
     """The ``data:`` payloads of an SSE byte stream, ``[DONE]`` included."""
     pending = b""
     async for chunk in chunks:
@@ -99,6 +100,8 @@ async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         for line in lines:
             if line.startswith(b"data:"):
                 yield line[5:].strip()
+        if len(pending) > _MAX_LINE:
+            raise ModelError(f"{where}: a stream line longer than {_MAX_LINE} bytes")
     if pending.startswith(b"data:"):
         yield pending[5:].strip()
 
@@ -141,9 +144,6 @@ class OpenAIBackend(ModelBackend):
             origin = Origin.of(url)
         except ValueError:
             raise ModelError(f"{where}: api_base must be an http:// or https:// URL") from None
-        client = self._clients.get(origin)
-        if client is None:
-            client = self._clients[origin] = _new_client(origin, where)
         headers = [
             ("Accept", "text/event-stream"),
             ("Accept-Encoding", "identity"),
@@ -154,6 +154,9 @@ class OpenAIBackend(ModelBackend):
         accumulator = ChunkAccumulator()
         done = False
         try:
+            client = self._clients.get(origin)
+            if client is None:
+                client = self._clients[origin] = _new_client(origin, where)
             async with client.stream(
                 "POST",
                 url,
@@ -173,7 +176,7 @@ class OpenAIBackend(ModelBackend):
                 feed = accumulator.feed
                 loads = json.loads
                 chunks = response.stream()
-                async for payload in _sse_data(chunks):
+                async for payload in _sse_data(chunks, where):
                     if payload == b"[DONE]":
                         done = True
                         break
@@ -197,7 +200,7 @@ class OpenAIBackend(ModelBackend):
             raise ModelError(f"{where}: cannot connect ({exc})", retryable=True) from exc
         except HTTPError as exc:
             raise ModelError(f"{where}: connection failed ({exc})", retryable=True) from exc
-        except ValueError as exc:  # a header value the HTTP client refuses to send
+        except ValueError as exc:  # a proxy URL or a header value the client cannot use
             raise ModelError(f"{where}: {exc}") from exc
         if not (done or accumulator.finished):
             raise ModelError(f"{where}: the stream ended before the answer did", retryable=True)
