@@ -119,28 +119,21 @@ instead of `model_validate` (≈ 3× cheaper), at the cost of trusting the file'
     (
         "200 paced streams: p99",
         """\
-**200 paced streams: p99 time to first event (≈ 0.8–1.1 s; goal 0.5 s), and p99 request time
-near 5 s (it passes or misses by a few per cent).** Paced at 50 tokens/s every token arrives
-in its own network read, so nothing is batched: `chat-shell serve` spends ≈ 110 µs CPU per
-token (≈ 30–50 µs unpaced), and 200 streams ×
-50 tokens/s = 10,000 tokens/s ≈ 1.1 cores — more than the one core a Python process can use.
-The matrix's *server CPU, cores* column shows it at ≈ 0.9 of a core averaged over the whole
-load (its start and tail included), i.e. saturated while all 200 stream, against ≈ 0.75 for
-the bare relay (≈ 85 µs/token). A saturated event loop queues the 200 simultaneous
-request set-ups behind the tokens of the streams already running, so the last streams start
-late. The bare relay's own p99 here is ≈ 0.36–0.47 s, near the goal itself: the load generator
-(parsing 10,000 SSE events/s) and the scripted upstream share the same 2 cores. pyinstrument on
-`chat-shell serve` under this load: ≈ 60 % of its time is httpx/httpcore reading the upstream
-(per read, httpcore enters an anyio `fail_after` cancel scope and asks sniffio for the running
-library: ≈ 25 % of the total, the same in the bare relay); chat-shell's own per-token work is
-building the `ChatEvent` (≈ 8 µs), the SSE frame (≈ 8 µs), sse-starlette's per-send timeout
-scope (≈ 10 µs) and the hand-off from the run's task to the stream's task (a run outlives its
-connection, so producer and consumer are separate tasks; the bare relay reads and writes in one
-task). Events already waiting are sent in one write, which is why the unpaced figures pass.
-What remains: the goal needs either more than one server process on this load, or a per-token
-cost under ≈ 50 µs when paced — one deadline per stream instead of httpcore's per-read and
-sse-starlette's per-send timeout scopes — changes to the transport layer, beyond a small, safe
-fix.
+**200 paced streams: p99 time to first event (goal 0.5 s) and p99 request time (goal 5 s).**
+Paced at 50 tokens/s every token arrives in its own network read, so nothing is batched:
+200 streams × 50 tokens/s = 10,000 reads and SSE writes a second, on one core, while the load
+generator (parsing 10,000 SSE events/s) and the scripted upstream share the same 2 cores; the
+bare relay's own p99 time to first event is ≈ 0.3–0.45 s here. A saturated event loop queues the
+200 simultaneous request set-ups behind the tokens of the streams already running, so the last
+streams start late. What was done: the model client reads the upstream through chat-shell's own
+HTTP/1.1 client (see models.md: about 30 µs CPU per paced token in the client against ≈ 75 µs
+through httpx), connections are kept alive in an O(1) pool, and no per-request dependency runs
+in a worker thread; with that the server's CPU per paced token is about the bare relay's
+(≈ 75 µs). When this row misses, look first at what else ran on the machine (the bare relay's
+figures in the same run show it). What remains per token in chat-shell's own code: building
+the `ChatEvent` (≈ 5 µs), the SSE frame (≈ 5 µs), sse-starlette's per-send timeout scope
+(≈ 10 µs) and the hand-off from the run's task to the stream's task (a run outlives its
+connection, so producer and consumer are separate tasks).
 
 A second cause used to make the worst runs worse, and is fixed: finished runs are kept for
 resume (`run_retention_seconds`, default 1 h, up to `max_retained_runs` = 10,000), and they kept
