@@ -342,7 +342,7 @@ def main() -> int:
     elapsed = time.perf_counter() - started
     finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     (HERE / "results").mkdir(exist_ok=True)
-    name = "quick.json" if args.quick else "latest.json"
+    name = "quick.json" if args.quick else "only.json" if args.only else "latest.json"
     saved = {"finished": finished, "elapsed_s": round(elapsed), "quick": args.quick}
     (HERE / "results" / name).write_text(
         json.dumps({**saved, "results": results}, indent=1, ensure_ascii=False)
