@@ -120,19 +120,19 @@ instead of `model_validate` (≈ 3× cheaper), at the cost of trusting the file'
         "200 paced streams: p99",
         """\
 **200 paced streams: p99 time to first event (goal 0.5 s) and p99 request time (goal 5 s).**
-Paced at 50 tokens/s every token arrives in its own network read, so nothing is batched:
-200 streams × 50 tokens/s = 10,000 reads and SSE writes a second, on one core, while the load
+Paced at 50 tokens/s every token arrives in its own network read, so nothing is batched: 200
+streams × 50 tokens/s = 10,000 reads and SSE writes a second, on one core, while the load
 generator (parsing 10,000 SSE events/s) and the scripted upstream share the same 2 cores; the
 bare relay's own p99 time to first event is ≈ 0.3–0.45 s here. A saturated event loop queues the
 200 simultaneous request set-ups behind the tokens of the streams already running, so the last
 streams start late. What was done: the model client reads the upstream through chat-shell's own
-HTTP/1.1 client (see models.md: about 30 µs CPU per paced token in the client against ≈ 75 µs
-through httpx), connections are kept alive in an O(1) pool, and no per-request dependency runs
-in a worker thread; with that the server's CPU per paced token is about the bare relay's
-(≈ 75 µs). When this row misses, look first at what else ran on the machine (the bare relay's
-figures in the same run show it). What remains per token in chat-shell's own code: building
-the `ChatEvent` (≈ 5 µs), the SSE frame (≈ 5 µs), sse-starlette's per-send timeout scope
-(≈ 10 µs) and the hand-off from the run's task to the stream's task (a run outlives its
+HTTP/1.1 client (≈ 38 µs CPU per paced token in the client against ≈ 105 µs through httpx: the
+library section's paced row), connections are kept alive in an O(1) pool, and no per-request
+dependency runs in a worker thread; with that the server's CPU per paced token is about the bare
+relay's (≈ 80 µs). When this row misses, look first at what else ran on the machine (the bare
+relay's figures in the same run show it). What remains per token in chat-shell's own code:
+building the `ChatEvent` (≈ 5 µs), the SSE frame (≈ 5 µs), sse-starlette's per-send timeout
+scope (≈ 10 µs) and the hand-off from the run's task to the stream's task (a run outlives its
 connection, so producer and consumer are separate tasks).
 
 A second cause used to make the worst runs worse, and is fixed: finished runs are kept for
