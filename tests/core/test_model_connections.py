@@ -208,3 +208,60 @@ async def test_https_with_an_untrusted_certificate_is_refused(
     with pytest.raises(ModelError, match="cannot connect"):
         await text(backend, tls_server.url)
     assert tls_server.requests == []
+
+
+async def test_a_large_request_body_reaches_a_server_that_reads_late(
+    backend: OpenAIBackend,
+) -> None:
+    """8 MB while the server reads nothing for 0.3 s: the write waits for the socket to drain."""
+    received: list[int] = []
+
+    async def late_reader(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.3)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        received.append(len(await reader.readexactly(length)))
+        body = b'data: {"choices":[{"index":0,"delta":{"content":"got it"}}]}\n\ndata: [DONE]\n\n'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(late_reader, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    big = "x" * 8_000_000
+    request = ModelRequest(
+        model="m",
+        messages=[{"role": "user", "content": big}],
+        api_base=f"http://127.0.0.1:{port}/v1",
+        timeout=30,
+    )
+    async with listener:
+        parts = [part async for part in backend.stream(request)]
+    assert [p.text for p in parts if isinstance(p, TextDelta)] == ["got it"]
+    assert received[0] > len(big)
+
+
+def test_under_uvloop_plain_and_tls(
+    server: ScriptedModelServer,
+    tls_server: ScriptedModelServer,
+    certificate: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`chat-shell serve` runs on uvloop when it is installed: the same client there."""
+    uvloop = pytest.importorskip("uvloop")
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+
+    async def both() -> list[str]:
+        backend = OpenAIBackend()
+        try:
+            return [await text(backend, url) for url in (server.url, tls_server.url) * 2]
+        finally:
+            await backend.aclose()
+
+    assert uvloop.run(both()) == ["echo: hi"] * 4
+    assert len(set(server.peers)) == 1
+    assert len(set(tls_server.peers)) == 1
