@@ -289,3 +289,65 @@ async def test_https_through_a_connect_tunnel(
     connect = proxy.requests[0].decode()
     assert connect.startswith(f"CONNECT 127.0.0.1:{upstream_port} HTTP/1.1\r\n")
     assert "Proxy-Authorization: Basic dXNlcjpwdw==" in connect
+
+
+class ClosesSecondRequest(RawServer):
+    """Answers the first request of each connection; on the second, hangs up without a word
+    (a server whose idle timeout fired just as the client reused the connection)."""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            self.heads.append(await read_request(reader))
+            writer.write(self.answer)
+            await writer.drain()
+            self.heads.append(await read_request(reader))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_kept_alive_connection_closed_unanswered_is_retried_once_on_a_new_one(
+    backend: OpenAIBackend, serve: Callable[[RawServer], Awaitable[str]]
+) -> None:
+    server = ClosesSecondRequest(OK + b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY)
+    api_base = await serve(server)
+    for _ in range(3):
+        assert await answer(backend, api_base) == "Hello, world"
+    assert server.connections == 3  # the second and third requests each needed a new one
+    assert len(server.heads) == 5  # 3 answered + 2 unanswered on reused connections
+
+
+async def test_a_new_connection_closed_unanswered_is_not_retried(
+    backend: OpenAIBackend, serve: Callable[[RawServer], Awaitable[str]]
+) -> None:
+    server = RawServer(b"", close=True)  # reads the request, says nothing, hangs up
+    with pytest.raises(ModelError, match="connection failed"):
+        await answer(backend, await serve(server))
+    assert server.connections == 1
+
+
+async def test_a_reused_connection_that_broke_mid_answer_is_not_retried(
+    backend: OpenAIBackend, serve: Callable[[RawServer], Awaitable[str]]
+) -> None:
+    full = OK + b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY
+
+    class HalfSecondAnswer(RawServer):
+        async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                self.heads.append(await read_request(reader))
+                writer.write(full)
+                self.heads.append(await read_request(reader))
+                writer.write(full[:20])  # part of the status line, then gone
+                await writer.drain()
+            finally:
+                writer.close()
+
+    server = HalfSecondAnswer(b"")
+    api_base = await serve(server)
+    assert await answer(backend, api_base) == "Hello, world"
+    with pytest.raises(ModelError, match="connection failed"):
+        await answer(backend, api_base)
+    assert server.connections == 1

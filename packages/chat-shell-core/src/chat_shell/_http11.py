@@ -9,11 +9,12 @@ chunked framing is decoded with two ``bytearray.find`` calls per chunk.
 
 What it does: ``Content-Length``, chunked and close-delimited bodies; 1xx answers skipped;
 keep-alive with a pool of idle connections (taken and returned in O(1), dropped when the server
-closed them, sent garbage, or after ``keepalive_expiry`` seconds); TLS by ``loop.start_tls``
-(hostname checked by the given context); HTTP proxies (forwarding for ``http://``, a ``CONNECT``
-tunnel for ``https://``, ``Proxy-Authorization`` from the proxy URL's credentials); connect,
-read and write timeouts. Limits: a response head of at most 64 KiB, chunk-size lines of at most
-1 KiB. Not done: HTTP/2, redirects, compression, cookies.
+closed them, sent garbage, or after ``keepalive_expiry`` seconds; a request that a reused
+connection lost before any byte of answer is sent once more on a new connection); TLS by
+``loop.start_tls`` (hostname checked by the given context); HTTP proxies (forwarding for
+``http://``, a ``CONNECT`` tunnel for ``https://``, ``Proxy-Authorization`` from the proxy URL's
+credentials); connect, read and write timeouts. Limits: a response head of at most 64 KiB,
+chunk-size lines of at most 1 KiB. Not done: HTTP/2, redirects, compression, cookies.
 """
 
 # Timeouts are parameters on purpose: a timer is armed only when a read has to wait, where an
@@ -96,6 +97,7 @@ class _Protocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, None)
         self.buffer = bytearray()
         self.start = 0  # bytes before this offset are consumed
+        self.received = 0  # bytes, in all
         self.eof = False
         self.error: Exception | None = None
         self.waiter: asyncio.Future[None] | None = None
@@ -115,6 +117,7 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        self.received += len(data)
         if len(self.buffer) - self.start > _HIGH_WATER and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
@@ -151,6 +154,7 @@ class _Connection:
     def __init__(self, protocol: _Protocol) -> None:
         self.protocol = protocol
         self.idle_since = 0.0
+        self.received_when_idle = 0
 
     @property
     def reusable(self) -> bool:
@@ -162,6 +166,11 @@ class _Connection:
             or protocol.transport.is_closing()
             or len(protocol.buffer) > protocol.start
         )
+
+    @property
+    def heard_anything(self) -> bool:
+        """Whether any byte has arrived since the connection went idle."""
+        return self.protocol.received > self.received_when_idle
 
     def close(self) -> None:
         """Drop the connection at once (no TLS goodbye: nothing more is sent on it)."""
@@ -400,7 +409,7 @@ class HTTPClient:
         proxy: str | None = None,
         proxy_ssl_context: ssl.SSLContext | None = None,
         max_idle: int = 100,
-        keepalive_expiry: float = 5.0,
+        keepalive_expiry: float = 4.0,  # under the 5 s idle timeout of uvicorn, Node …
     ) -> None:
         if origin.scheme == "https" and ssl_context is None:
             raise ValueError("an https origin needs an ssl_context")
@@ -469,6 +478,7 @@ class HTTPClient:
     def _give_back(self, connection: _Connection) -> None:
         if len(self._idle) < self._max_idle and connection.reusable:
             connection.idle_since = time.monotonic()
+            connection.received_when_idle = connection.protocol.received
             self._idle.append(connection)
         else:
             connection.close()
@@ -501,26 +511,46 @@ class HTTPClient:
         status and headers are known and its body is unread. ``timeout`` bounds each wait for
         data and each write; ``connect_timeout`` the connection (with TLS and proxy)."""
         if Origin.of(url) != self.origin:
-            raise ValueError(f"{url} is not on {self.origin.authority}")
-        head = self._request_head(method, url, [*headers, ("Content-Length", str(len(body)))])
-        connection = self._take() or await self._connect(connect_timeout)
+            raise ValueError(f"the URL is not on {self.origin.authority}")
+        request = self._request_head(method, url, [*headers, ("Content-Length", str(len(body)))])
+        request += body
+        connection = self._take()
+        reused = connection is not None
+        if connection is None:
+            connection = await self._connect(connect_timeout)
         response: Response | None = None
         try:
-            await connection.write(head + body, timeout)
-            while True:
-                raw = await connection.read_until(b"\r\n\r\n", _HEAD_LIMIT, timeout)
-                status, version, response_headers = _parse_head(raw)
-                if status >= 200:
-                    break
-                if status == 101:
-                    raise ProtocolFailure("the server switched protocols")
-            response = Response(connection, status, version, response_headers, timeout)
+            try:
+                answer = await self._exchange(connection, request, timeout)
+            except ProtocolFailure:
+                if not reused or connection.heard_anything:
+                    raise
+                # A kept-alive connection the server closed just as it was taken (its idle
+                # timeout): the request was not answered at all. Once more, on a new one.
+                connection.close()
+                connection = await self._connect(connect_timeout)
+                answer = await self._exchange(connection, request, timeout)
+            response = Response(connection, *answer, timeout)
             yield response
         finally:
             if response is not None and response.reusable:
                 self._give_back(connection)
             else:
                 connection.close()
+
+    @staticmethod
+    async def _exchange(
+        connection: _Connection, request: bytes, timeout: float | None
+    ) -> tuple[int, str, list[tuple[str, str]]]:
+        """Send ``request``; the answer's status, version and headers (after any 1xx)."""
+        await connection.write(request, timeout)
+        while True:
+            raw = await connection.read_until(b"\r\n\r\n", _HEAD_LIMIT, timeout)
+            status, version, headers = _parse_head(raw)
+            if status >= 200:
+                return status, version, headers
+            if status == 101:
+                raise ProtocolFailure("the server switched protocols")
 
     async def aclose(self) -> None:
         """Close the idle connections, and wait (briefly) until their sockets are."""
