@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 import uuid
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._agent_setup import make_interface, select_tools
 from ._exit import EXIT_OK
-from ._runtime import choose_session, home, load, run, stdin_is_terminal, title_of
+from ._runtime import CtrlC, choose_session, home, load, run, stdin_is_terminal, title_of
 
 if TYPE_CHECKING:
     from chat_shell import DirectChatInterface, Settings, Tool
@@ -221,25 +220,14 @@ class ChatSession:
         except ChatShellError as exc:
             self.say(f"error: {exc.message}", "red")
             return
-        loop = asyncio.get_running_loop()
-        interrupted = False
-
-        def interrupt() -> None:
-            nonlocal interrupted
-            interrupted = True
-            stream.run.cancel()
-
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, interrupt)
         self.renderer = renderer = self._new_renderer()
-        try:
-            async for event in stream.events():
-                renderer.handle(event)
-        finally:
-            renderer.close()
-            self.renderer = None
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGINT)
+        with CtrlC().cancels(stream.run):
+            try:
+                async for event in stream.events():
+                    renderer.handle(event)
+            finally:
+                renderer.close()
+                self.renderer = None
         output = await stream.output()
         if output.status == "cancelled":
             self.say("⏹ stopped — the partial answer is kept, marked cancelled", "yellow")

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
 from ._agent_setup import make_interface, outcome, select_tools
 from ._exit import CLIError
-from ._runtime import choose_session, load, run, stdin_is_terminal, stdout_is_terminal, title_of
+from ._runtime import (
+    CtrlC,
+    choose_session,
+    load,
+    run,
+    stdin_is_terminal,
+    stdout_is_terminal,
+    title_of,
+)
 
 if TYPE_CHECKING:
     from chat_shell import ChatEvent, Settings
@@ -127,47 +134,37 @@ async def _query(
     tools = select_tools(settings, tool_names, no_tools)
     interface = make_interface(settings, tools, approve=approve, storage=provider)
     await interface.initialize()
-    loop = asyncio.get_running_loop()
-    interrupted = False
+    ctrl_c = CtrlC()
     try:
         history = interface.storage.history
         session_id, existed = await choose_session(history, session, resume)
         turn = ChatInput(message=text, session_id=session_id, system_prompt=system, store=store)
         stream = interface.stream_chat(turn)
-
-        def interrupt() -> None:
-            nonlocal interrupted
-            interrupted = True
-            stream.run.cancel()
-
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, interrupt)
         reason: str | None = None
         write = sys.stdout.write
-        async for event in stream.events():
-            if mode == "events":
-                write(_event_line(event))
-                sys.stdout.flush()
-            elif renderer is not None:
-                renderer.handle(event)
-            if event.event_type.value == "complete":
-                reason = event.data.get("reason")
-        if renderer is not None:
-            renderer.close()
-        output = await stream.output()
-        if mode == "json":
-            print(output.model_dump_json(indent=2))
-        if store and not existed and output.status != "failed":
-            with contextlib.suppress(Exception):
-                await history.update_session(session_id, title=title_of(text))
+        with ctrl_c.cancels(stream.run):
+            async for event in stream.events():
+                if mode == "events":
+                    write(_event_line(event))
+                    sys.stdout.flush()
+                elif renderer is not None:
+                    renderer.handle(event)
+                if event.event_type.value == "complete":
+                    reason = event.data.get("reason")
+            if renderer is not None:
+                renderer.close()
+            output = await stream.output()
+            if mode == "json":
+                print(output.model_dump_json(indent=2))
+            if store and not existed and output.status != "failed":
+                with contextlib.suppress(Exception):
+                    await history.update_session(session_id, title=title_of(text))
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
         await interface.shutdown()
     code, why = outcome(output, reason)
-    if why and not (interrupted and code == 130):
+    if why and not (ctrl_c.pressed and code == 130):
         print(f"chat-shell: {why}", file=sys.stderr)
-    elif interrupted:
+    elif ctrl_c.pressed:
         kept = " (the partial answer is stored)" if store else ""
         print(f"chat-shell: interrupted{kept}", file=sys.stderr)
     return code

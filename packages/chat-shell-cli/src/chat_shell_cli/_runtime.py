@@ -7,15 +7,17 @@ so that ``chat-shell --help`` never pays for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._exit import CLIError
 
 if TYPE_CHECKING:
-    from chat_shell import HistoryStorage, SessionInfo, Settings, StorageProvider
+    from chat_shell import AgentRun, HistoryStorage, SessionInfo, Settings, StorageProvider
 
 T = TypeVar("T")
 
@@ -104,6 +106,31 @@ async def choose_session(
     import uuid
 
     return str(uuid.uuid4()), False
+
+
+class CtrlC:
+    """Ctrl-C as "stop this answer": ``pressed`` says whether it was."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    @contextlib.contextmanager
+    def cancels(self, run: AgentRun) -> Iterator[None]:
+        """While inside, Ctrl-C cancels ``run`` (its partial answer is stored, marked
+        cancelled) instead of raising ``KeyboardInterrupt``."""
+
+        def interrupt() -> None:
+            self.pressed = True
+            run.cancel()
+
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
 
 
 def title_of(message: str) -> str:
