@@ -1,17 +1,18 @@
-"""FastAPI dependencies: the server state and the calling principal (override them in tests)."""
+"""FastAPI dependencies and parameter types: the server state, the calling principal (override them
+in tests) and the session-id path parameter."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ._auth import Principal
 from ._errors import ApiError
 from ._state import ServerState
 
-__all__ = ["CurrentPrincipal", "State", "get_principal", "get_state"]
+__all__ = ["CurrentPrincipal", "SessionId", "State", "get_principal", "get_state"]
 
 _bearer = HTTPBearer(auto_error=False, description="an API key of the server")
 
@@ -42,3 +43,4 @@ async def get_principal(
 
 State = Annotated[ServerState, Depends(get_state)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+SessionId = Annotated[str, Path(max_length=128, description="the session's id")]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from ._deps import CurrentPrincipal, State
+from ._deps import CurrentPrincipal, SessionId, State
 from ._errors import ApiError, ErrorBody
 from ._schemas import HistoryPage, SessionList
 
@@ -17,7 +17,6 @@ router = APIRouter(tags=["sessions"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 401, 404, 409, 422, 429, 503)
 }
-SessionId = Annotated[str, Path(max_length=128, description="the session's id")]
 
 
 @router.get("/v1/sessions", response_model=SessionList, responses=_ERRORS)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from chat_shell import NotFoundError, SessionInfo, validate_session_id
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from ._auth import Principal
-from ._deps import CurrentPrincipal, State
+from ._deps import CurrentPrincipal, SessionId, State
 from ._errors import ErrorBody
 from ._schemas import AppendMessages, MessageList, SessionList, SessionUpdate
 from ._state import ServerState
@@ -24,7 +24,6 @@ router = APIRouter(prefix="/api/v1", tags=["remote storage"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 401, 404, 413, 422, 429, 503)
 }
-SessionId = Annotated[str, Path(max_length=128, description="the session's id")]
 
 
 def _visible(info: SessionInfo, principal: Principal) -> SessionInfo:
