@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from chat_shell._openai_backend import OpenAIBackend
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[OpenAIBackend]:
+    """The lean OpenAI-protocol client, closed after the test."""
+    backend = OpenAIBackend()
+    yield backend
+    await backend.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pytest
 from chat_shell import ModelError, ModelRequest, TextDelta
 from chat_shell._openai_backend import OpenAIBackend
 from chat_shell.testing import ScriptedModelServer
+from model_support import read_request
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -32,23 +33,6 @@ def chunked(body: bytes, size: int = 7, extension: bytes = b"") -> bytes:
     return framed + b"0\r\n"
 
 
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    await reader.readexactly(length)
-    return head
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[OpenAIBackend]:
-    backend = OpenAIBackend()
-    yield backend
-    await backend.aclose()
-
-
 class RawServer:
     """Answers each request with ``answer`` (bytes, written in pieces of ``piece`` bytes)."""
 
@@ -61,7 +45,7 @@ class RawServer:
         self.connections += 1
         try:
             while True:
-                self.heads.append(await read_request(reader))
+                self.heads.append((await read_request(reader))[0])
                 step = self.piece or len(self.answer)
                 for start in range(0, len(self.answer), step):
                     writer.write(self.answer[start : start + step])
@@ -298,10 +282,10 @@ class ClosesSecondRequest(RawServer):
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
-            self.heads.append(await read_request(reader))
+            self.heads.append((await read_request(reader))[0])
             writer.write(self.answer)
             await writer.drain()
-            self.heads.append(await read_request(reader))
+            self.heads.append((await read_request(reader))[0])
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -337,9 +321,9 @@ async def test_a_reused_connection_that_broke_mid_answer_is_not_retried(
         async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self.connections += 1
             try:
-                self.heads.append(await read_request(reader))
+                self.heads.append((await read_request(reader))[0])
                 writer.write(full)
-                self.heads.append(await read_request(reader))
+                self.heads.append((await read_request(reader))[0])
                 writer.write(full[:20])  # part of the status line, then gone
                 await writer.drain()
             finally:

@@ -14,6 +14,7 @@ import pytest
 from chat_shell import ModelError, ModelRequest, TextDelta
 from chat_shell._openai_backend import OpenAIBackend
 from chat_shell.testing import Reply, ScriptedModelServer
+from model_support import read_request
 
 
 def request(api_base: str, timeout: float = 10) -> ModelRequest:
@@ -29,13 +30,6 @@ def request(api_base: str, timeout: float = 10) -> ModelRequest:
 async def text(backend: OpenAIBackend, api_base: str, timeout: float = 10) -> str:
     parts = [part async for part in backend.stream(request(api_base, timeout))]
     return "".join(part.text for part in parts if isinstance(part, TextDelta))
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[OpenAIBackend]:
-    backend = OpenAIBackend()
-    yield backend
-    await backend.aclose()
 
 
 @pytest.fixture
@@ -70,13 +64,7 @@ async def test_a_connection_the_server_closed_is_not_reused(backend: OpenAIBacke
     async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
         connections += 1
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        await reader.readexactly(length)
+        await read_request(reader)
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
@@ -218,13 +206,7 @@ async def test_a_large_request_body_reaches_a_server_that_reads_late(
 
     async def late_reader(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(0.3)
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        received.append(len(await reader.readexactly(length)))
+        received.append(len((await read_request(reader))[1]))
         body = b'data: {"choices":[{"index":0,"delta":{"content":"got it"}}]}\n\ndata: [DONE]\n\n'
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         await writer.drain()
