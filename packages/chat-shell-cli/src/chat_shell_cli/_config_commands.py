@@ -159,8 +159,9 @@ def _validate(values: dict[str, Any], file: Path) -> Settings:
 
 def _write_private(file: Path, text: str) -> None:
     """Write ``text`` to ``file`` atomically, 0600, creating the home (0700) if needed."""
-    if not file.parent.exists():
-        file.parent.mkdir(mode=0o700, parents=True)
+    from chat_shell import make_private_folder
+
+    make_private_folder(file.parent)
     temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -345,10 +346,6 @@ def init(target: str | None, *, force: bool) -> int:
         raise CLIError(f"{file} already exists (use --force to replace it)")
     if folder.exists() and not folder.is_dir():
         raise CLIError(f"{folder} exists and is not a folder")
-    created = not folder.exists()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if created:
-        os.chmod(folder, 0o700)
     _write_private(file, template())
     print(f"created {file}")
     if target and folder.resolve() != home().resolve():

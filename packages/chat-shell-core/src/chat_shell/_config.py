@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tomllib
 from collections.abc import Mapping
@@ -12,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ._errors import UserError
 
-__all__ = ["ModelConfig", "Settings", "default_home", "load_settings", "mask_secret"]
+__all__ = [
+    "ModelConfig",
+    "Settings",
+    "default_home",
+    "load_settings",
+    "make_private_folder",
+    "mask_secret",
+]
 
 CONFIG_FILE = "config.toml"
 
@@ -25,6 +34,24 @@ def default_home(environ: Mapping[str, str] | None = None) -> Path:
     import platformdirs  # small, but only needed here
 
     return Path(platformdirs.user_config_dir("chat-shell", appauthor=False))
+
+
+def make_private_folder(folder: str | os.PathLike[str]) -> Path:
+    """Create ``folder`` and every missing folder above it, each 0700 (``mkdir(parents=True)``
+    would leave the parents to the umask, typically 0755); folders that exist are left as
+    they are. Raises ``OSError`` (``NotADirectoryError`` if ``folder`` is not a folder)."""
+    path = Path(folder).expanduser()
+    missing: list[Path] = []
+    for level in (path, *path.parents):
+        if level.exists():
+            break
+        missing.append(level)
+    for level in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            level.mkdir(mode=0o700)
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+    return path
 
 
 def mask_secret(value: str | None) -> str | None:
