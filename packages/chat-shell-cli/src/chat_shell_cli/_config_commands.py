@@ -65,6 +65,11 @@ def parse_key(key: str) -> tuple[str, ...]:
     ``models.openai/gpt-4.1.api_key`` → (models, openai/gpt-4.1, api_key)."""
     from chat_shell import ModelConfig
 
+    if "=" in key:  # `config set brave_api_key=…`: what follows '=' may be a secret, not shown
+        name = key.partition("=")[0]
+        raise CLIError(
+            f"{name!r}=…: give the value after a space: chat-shell config set {name} VALUE"
+        )
     known = _known_keys()
     top, dot, rest = key.partition(".")
     if top not in known:
@@ -85,28 +90,6 @@ def parse_key(key: str) -> tuple[str, ...]:
     if top == "server" and rest:
         return ("server", *rest.split("."))
     raise CLIError(f"{top!r} has no sub-keys: use `chat-shell config set {top} VALUE`")
-
-
-def _is_secret(path: tuple[str, ...]) -> bool:
-    from chat_shell import Settings
-
-    if path[0] == "models":
-        return path[-1] == "api_key"
-    if path[0] == "server":
-        return "key" in path[-1].lower() or "secret" in path[-1].lower()
-    extra = Settings.model_fields[path[0]].json_schema_extra
-    return isinstance(extra, dict) and bool(extra.get("secret"))
-
-
-def _masked(value: Any, path: tuple[str, ...]) -> Any:
-    """The value with every secret in it masked."""
-    from chat_shell import mask_secret
-
-    if isinstance(value, dict):
-        return {key: _masked(item, (*path, str(key))) for key, item in value.items()}
-    if isinstance(value, str) and len(path) and _is_secret(path):
-        return mask_secret(value)
-    return value
 
 
 def _lookup(data: Any, path: tuple[str, ...]) -> Any:
@@ -236,7 +219,7 @@ def set_value(key: str, raw: str) -> int:
     if checked is not None:
         target[path[-1]] = checked
     _save(file, header or _header(), updated)
-    shown = _masked(target[path[-1]], path)
+    shown = _lookup(settings.masked(), path)
     print(f"{key} = {json.dumps(shown, ensure_ascii=False)}  (in {file})")
     variable = _env_override(path)
     if variable:
@@ -267,11 +250,9 @@ def unset(key: str) -> int:
 def get(key: str, *, reveal: bool) -> int:
     path = parse_key(key)
     settings = load()
-    value = _lookup(settings.model_dump(mode="json"), path)
+    value = _lookup(settings.model_dump(mode="json") if reveal else settings.masked(), path)
     if value is None:
         return EXIT_OK
-    if not reveal:
-        value = _masked(value, path)
     print(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
     return EXIT_OK
 
@@ -279,12 +260,9 @@ def get(key: str, *, reveal: bool) -> int:
 def show(*, json_output: bool) -> int:
     settings = load()
     file = config_path()
-    values = settings.model_dump(mode="json")
+    values = settings.masked()
     sources = settings.sources
-    rows = {
-        key: {"value": _masked(values[key], (key,)), "source": sources.get(key, "default")}
-        for key in values
-    }
+    rows = {key: {"value": values[key], "source": sources.get(key, "default")} for key in values}
     if json_output:
         print(json.dumps({"config_file": str(file), "settings": rows}, indent=2))
         return EXIT_OK
