@@ -68,7 +68,8 @@ def parse_key(key: str) -> tuple[str, ...]:
     if "=" in key:  # `config set brave_api_key=…`: what follows '=' may be a secret, not shown
         name = key.partition("=")[0]
         raise CLIError(
-            f"{name!r}=…: give the value after a space: chat-shell config set {name} VALUE"
+            f"'{name}=…' is not a key (keys have no '='); to set one: "
+            f"chat-shell config set {name} VALUE"
         )
     known = _known_keys()
     top, dot, rest = key.partition(".")
