@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,140 @@ async def test_big_files_come_in_capped_pieces(tools: dict[str, Tool]) -> None:
 async def test_negative_offsets_are_refused(tools: dict[str, Tool]) -> None:
     with pytest.raises(ToolError, match="offset"):
         await tools["read_file"].run({"path": "big.txt", "offset": -1})
+
+
+@pytest.mark.parametrize(
+    ("path", "size", "offset"),
+    [
+        ("big.txt", 10_000, 10_000),
+        ("big.txt", 10_000, 10_001),
+        ("big.txt", 10_000, 1_000_000),
+        ("big.txt", 10_000, 2**63),
+        ("big.txt", 10_000, 10**30),
+        ("hello.txt", 12, 12),
+        ("empty.txt", 0, 1),
+    ],
+)
+async def test_offsets_past_the_end_are_refused(
+    tools: dict[str, Tool], tree: Path, path: str, size: int, offset: int
+) -> None:
+    (tree / "empty.txt").touch()
+    with pytest.raises(ToolError) as caught:
+        await tools["read_file"].run({"path": path, "offset": offset})
+    assert caught.value.message == (
+        f"offset {offset} is past the end of {path!r}, which has {size} bytes"
+    )
+
+
+async def test_offsets_up_to_the_last_byte_read(tools: dict[str, Tool], tree: Path) -> None:
+    (tree / "empty.txt").touch()
+    read = tools["read_file"]
+    assert await read.run({"path": "big.txt", "offset": 9_999}) == (
+        "9\n[big.txt: bytes 9999-10000 of 10000]"
+    )
+    assert await read.run({"path": "empty.txt"}) == ""
+    assert await read.run({"path": "empty.txt", "offset": 0}) == ""
+
+
+# Paths the file system itself refuses (the checks before the disk let them through).
+OS_REFUSED = {
+    "name of 300 characters": "a" * 300,
+    "name of 256 bytes": "b" * 256,
+    "two-byte characters, 256 bytes": "\u00e9" * 128,
+    "four-byte characters, 256 bytes": "\U0001f600" * 64,
+    "long name below a folder": "sub/" + "c" * 300,
+    "long name above a file": "d" * 300 + "/hello.txt",
+    "long name through a symlink": "long_link",
+    "long name in a symlinked folder": "link_dir_in/" + "e" * 300,
+}
+# Paths refused before the disk, with their own message.
+PRE_REFUSED = {
+    "path of 1025 characters": ("f/" * 512 + "g", "the path is too long"),
+    "NUL alone": ("\x00", "NUL"),
+    "NUL at the end": ("hello.txt\x00", "NUL"),
+    "NUL at the start": ("\x00hello.txt", "NUL"),
+    "NUL in a folder name": ("sub\x00/inner.txt", "NUL"),
+    "high surrogate": ("\ud800", "unpaired surrogate"),
+    "low surrogate in a name": ("sub/\udfff.txt", "unpaired surrogate"),
+}
+
+
+@pytest.mark.parametrize("tool_name", ["read_file", "list_files"])
+@pytest.mark.parametrize("path", list(OS_REFUSED.values()), ids=list(OS_REFUSED))
+async def test_names_the_file_system_refuses_are_clear_tool_errors(
+    tools: dict[str, Tool], tree: Path, tool_name: str, path: str
+) -> None:
+    (tree / "long_link").symlink_to("h" * 300)
+    with pytest.raises(ToolError) as caught:
+        await tools[tool_name].run({"path": path})
+    message = caught.value.message
+    assert message == (
+        f"cannot open {path!r}: a name in the path is too long for the file system"
+        " (most allow 255 bytes)"
+    )
+    assert str(tree) not in message
+
+
+@pytest.mark.parametrize("tool_name", ["read_file", "list_files"])
+@pytest.mark.parametrize("case", list(PRE_REFUSED.values()), ids=list(PRE_REFUSED))
+async def test_paths_no_file_system_takes_are_clear_tool_errors(
+    tools: dict[str, Tool], tool_name: str, case: tuple[str, str]
+) -> None:
+    path, expected = case
+    with pytest.raises(ToolError, match=expected) as caught:
+        await tools[tool_name].run({"path": path})
+    assert "Errno" not in caught.value.message
+
+
+async def test_the_longest_names_the_file_system_takes_are_looked_up(
+    tools: dict[str, Tool], tree: Path
+) -> None:
+    (tree / ("i" * 255)).write_text("long name")
+    assert await tools["read_file"].run({"path": "i" * 255}) == "long name"
+    with pytest.raises(ToolError, match="does not exist"):
+        await tools["read_file"].run({"path": "j" * 255})
+
+
+UNEXPECTED = [
+    errno.EACCES,
+    errno.EPERM,
+    errno.EIO,
+    errno.ELOOP,
+    errno.EOVERFLOW,
+    errno.EILSEQ,
+    errno.EINVAL,
+    errno.ESTALE,
+    errno.ENOMEM,
+    errno.ENAMETOOLONG,
+]
+
+
+@pytest.mark.parametrize("call", ["stat", "open"])
+@pytest.mark.parametrize("code", UNEXPECTED, ids=[errno.errorcode[c] for c in UNEXPECTED])
+async def test_any_os_error_of_the_walk_is_a_clear_tool_error(
+    tools: dict[str, Tool], tree: Path, monkeypatch: pytest.MonkeyPatch, call: str, code: int
+) -> None:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(code, os.strerror(code), str(tree / "sub"))
+
+    monkeypatch.setattr(_files, f"_{call}", fail)
+    for tool_name in ("read_file", "list_files"):
+        with pytest.raises(ToolError) as caught:
+            await tools[tool_name].run({"path": "sub/inner.txt"})
+        message = caught.value.message
+        assert message.startswith("cannot open 'sub/inner.txt': ")
+        assert "Errno" not in message
+        assert str(tree) not in message
+
+
+async def test_a_root_removed_after_start_is_a_clear_tool_error(
+    tools: dict[str, Tool], tree: Path
+) -> None:
+    shutil.rmtree(tree)
+    for tool_name in ("read_file", "list_files"):
+        with pytest.raises(ToolError) as caught:
+            await tools[tool_name].run({"path": "hello.txt"})
+        assert caught.value.message == "cannot open 'hello.txt': no such file or directory"
 
 
 async def test_list_files(tools: dict[str, Tool]) -> None:

@@ -52,8 +52,9 @@ def chat(
 
 def _private_file(path: Path) -> Path:
     """Create ``path`` 0600 (and its folder 0700) if missing."""
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True)
+    from chat_shell import make_private_folder
+
+    make_private_folder(path.parent)
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     return path

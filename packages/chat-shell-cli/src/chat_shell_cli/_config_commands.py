@@ -65,6 +65,12 @@ def parse_key(key: str) -> tuple[str, ...]:
     ``models.openai/gpt-4.1.api_key`` → (models, openai/gpt-4.1, api_key)."""
     from chat_shell import ModelConfig
 
+    if "=" in key:  # `config set brave_api_key=…`: what follows '=' may be a secret, not shown
+        name = key.partition("=")[0]
+        raise CLIError(
+            f"'{name}=…' is not a key (keys have no '='); to set one: "
+            f"chat-shell config set {name} VALUE"
+        )
     known = _known_keys()
     top, dot, rest = key.partition(".")
     if top not in known:
@@ -85,28 +91,6 @@ def parse_key(key: str) -> tuple[str, ...]:
     if top == "server" and rest:
         return ("server", *rest.split("."))
     raise CLIError(f"{top!r} has no sub-keys: use `chat-shell config set {top} VALUE`")
-
-
-def _is_secret(path: tuple[str, ...]) -> bool:
-    from chat_shell import Settings
-
-    if path[0] == "models":
-        return path[-1] == "api_key"
-    if path[0] == "server":
-        return "key" in path[-1].lower() or "secret" in path[-1].lower()
-    extra = Settings.model_fields[path[0]].json_schema_extra
-    return isinstance(extra, dict) and bool(extra.get("secret"))
-
-
-def _masked(value: Any, path: tuple[str, ...]) -> Any:
-    """The value with every secret in it masked."""
-    from chat_shell import mask_secret
-
-    if isinstance(value, dict):
-        return {key: _masked(item, (*path, str(key))) for key, item in value.items()}
-    if isinstance(value, str) and len(path) and _is_secret(path):
-        return mask_secret(value)
-    return value
 
 
 def _lookup(data: Any, path: tuple[str, ...]) -> Any:
@@ -159,8 +143,9 @@ def _validate(values: dict[str, Any], file: Path) -> Settings:
 
 def _write_private(file: Path, text: str) -> None:
     """Write ``text`` to ``file`` atomically, 0600, creating the home (0700) if needed."""
-    if not file.parent.exists():
-        file.parent.mkdir(mode=0o700, parents=True)
+    from chat_shell import make_private_folder
+
+    make_private_folder(file.parent)
     temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -235,7 +220,7 @@ def set_value(key: str, raw: str) -> int:
     if checked is not None:
         target[path[-1]] = checked
     _save(file, header or _header(), updated)
-    shown = _masked(target[path[-1]], path)
+    shown = _lookup(settings.masked(), path)
     print(f"{key} = {json.dumps(shown, ensure_ascii=False)}  (in {file})")
     variable = _env_override(path)
     if variable:
@@ -266,11 +251,9 @@ def unset(key: str) -> int:
 def get(key: str, *, reveal: bool) -> int:
     path = parse_key(key)
     settings = load()
-    value = _lookup(settings.model_dump(mode="json"), path)
+    value = _lookup(settings.model_dump(mode="json") if reveal else settings.masked(), path)
     if value is None:
         return EXIT_OK
-    if not reveal:
-        value = _masked(value, path)
     print(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
     return EXIT_OK
 
@@ -278,12 +261,9 @@ def get(key: str, *, reveal: bool) -> int:
 def show(*, json_output: bool) -> int:
     settings = load()
     file = config_path()
-    values = settings.model_dump(mode="json")
+    values = settings.masked()
     sources = settings.sources
-    rows = {
-        key: {"value": _masked(values[key], (key,)), "source": sources.get(key, "default")}
-        for key in values
-    }
+    rows = {key: {"value": values[key], "source": sources.get(key, "default")} for key in values}
     if json_output:
         print(json.dumps({"config_file": str(file), "settings": rows}, indent=2))
         return EXIT_OK
@@ -345,10 +325,6 @@ def init(target: str | None, *, force: bool) -> int:
         raise CLIError(f"{file} already exists (use --force to replace it)")
     if folder.exists() and not folder.is_dir():
         raise CLIError(f"{folder} exists and is not a folder")
-    created = not folder.exists()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if created:
-        os.chmod(folder, 0o700)
     _write_private(file, template())
     print(f"created {file}")
     if target and folder.resolve() != home().resolve():

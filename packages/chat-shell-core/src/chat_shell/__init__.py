@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     __version__: str
     from ._agent import ChatAgent, ModelChoice, RunPlan
-    from ._config import ModelConfig, Settings, default_home, load_settings, mask_secret
+    from ._config import (
+        ModelConfig,
+        Settings,
+        default_home,
+        load_settings,
+        make_private_folder,
+        mask_secret,
+    )
     from ._errors import (
         ChatShellError,
         ModelError,
@@ -133,6 +140,7 @@ _LOCATIONS: dict[str, str] = {
     "export_sessions": "_transfer",
     "import_sessions": "_transfer",
     "load_settings": "_config",
+    "make_private_folder": "_config",
     "mask_secret": "_config",
     "tool": "_tools",
     "storage_from_settings": "_plugins",
@@ -203,6 +211,7 @@ __all__ = [
     "export_sessions",
     "import_sessions",
     "load_settings",
+    "make_private_folder",
     "mask_secret",
     "storage_from_settings",
     "tool",

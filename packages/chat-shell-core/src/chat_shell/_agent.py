@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from ._model_backend import (
 from ._model_router import ModelSpec
 from ._run import AgentRun, RunState
 from ._storage import HistoryStorage
-from ._tools import ApprovalCallback, Tool
+from ._tools import ApprovalCallback, Tool, parse_arguments
 
 __all__ = ["ChatAgent", "ModelChoice", "RunPlan"]
 
@@ -78,7 +77,7 @@ class _Step:
 
     def message(self, status: str) -> Message:
         calls = [
-            ToolCall(id=c.id, name=c.name, arguments=_parse_arguments(c.arguments)[0])
+            ToolCall(id=c.id, name=c.name, arguments=parse_arguments(c.arguments)[0])
             for c in self.tool_calls
         ]
         metadata: dict[str, Any] = {
@@ -98,19 +97,6 @@ class _Step:
             tool_calls=calls or None,
             metadata=metadata,
         )
-
-
-def _parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
-    """The arguments object and, if the JSON is unusable, why."""
-    if not raw.strip():
-        return {}, None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return {}, f"arguments are not valid JSON ({exc.msg} at position {exc.pos})"
-    if not isinstance(value, dict):
-        return {}, "arguments must be a JSON object"
-    return value, None
 
 
 def _add_usage(total: Usage, usage: dict[str, int]) -> None:
@@ -337,7 +323,7 @@ class ChatAgent:
         Cancelling the run cancels every call still running.
         """
         first = len(run.tool_calls)
-        parsed = [_parse_arguments(call.arguments) for call in calls]
+        parsed = [parse_arguments(call.arguments) for call in calls]
         for call, (arguments, _) in zip(calls, parsed, strict=True):
             data = {"id": call.id, "name": call.name, "arguments": arguments}
             run.tool_calls.append(dict(data))

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+import types
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretBytes,
+    SecretStr,
+    ValidationError,
+)
+from pydantic.fields import FieldInfo
 
 from ._errors import UserError
 
-__all__ = ["ModelConfig", "Settings", "default_home", "load_settings", "mask_secret"]
+__all__ = [
+    "ModelConfig",
+    "Settings",
+    "default_home",
+    "load_settings",
+    "make_private_folder",
+    "mask_secret",
+]
 
 CONFIG_FILE = "config.toml"
 
@@ -27,11 +47,114 @@ def default_home(environ: Mapping[str, str] | None = None) -> Path:
     return Path(platformdirs.user_config_dir("chat-shell", appauthor=False))
 
 
+def make_private_folder(folder: str | os.PathLike[str]) -> Path:
+    """Create ``folder`` and every missing folder above it, each 0700 (``mkdir(parents=True)``
+    would leave the parents to the umask, typically 0755); folders that exist are left as
+    they are. Raises ``OSError`` (``NotADirectoryError`` if ``folder`` is not a folder)."""
+    path = Path(folder).expanduser()
+    missing: list[Path] = []
+    for level in (path, *path.parents):
+        if level.exists():
+            break
+        missing.append(level)
+    for level in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            level.mkdir(mode=0o700)
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+    return path
+
+
 def mask_secret(value: str | None) -> str | None:
     """Show that a secret is set without showing it: ``sk-…wxyz`` keeps the last 4 characters."""
     if not value:
         return value
     return "****" if len(value) < 12 else f"{value[:3]}…{value[-4:]}"
+
+
+# -- which settings are secrets, and masking them: the one place ---------------------------------
+#
+# A field of a settings model is a secret when it is marked ``json_schema_extra={"secret": True}``
+# or typed ``SecretStr``/``SecretBytes``. Tables of free-form options (``[server]``, whose model
+# lives in another distribution) say it with their names: ``api_keys``, ``admin_token`` …
+
+# Not "tokens": here that word counts what a model reads and writes (max_tokens).
+_SECRET_WORDS = frozenset(
+    {"key", "keys", "secret", "secrets", "token", "password", "passwords", "passwd"}
+    | {"passphrase", "credential", "credentials"}
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an option of a free-form table is a secret, by its name."""
+    return not _SECRET_WORDS.isdisjoint(re.split(r"[^a-z0-9]+", name.lower()))
+
+
+def _is_secret_field(field: FieldInfo) -> bool:
+    """Whether a field of a settings model holds a secret."""
+    extra = field.json_schema_extra
+    return (isinstance(extra, dict) and extra.get("secret") is True) or _names_secret_type(
+        field.annotation
+    )
+
+
+def _names_secret_type(annotation: Any) -> bool:
+    if annotation in (SecretStr, SecretBytes):
+        return True
+    return any(_names_secret_type(argument) for argument in get_args(annotation))
+
+
+def _hide(value: Any) -> Any:
+    """A secret value masked, whatever its shape."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return mask_secret(value)
+    if isinstance(value, list | tuple):
+        return [_hide(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _hide(item) for key, item in value.items()}
+    return "****"
+
+
+def _branches(annotation: Any) -> Iterator[Any]:
+    """The types a value of ``annotation`` may have (the members of a union)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        for argument in get_args(annotation):
+            yield from _branches(argument)
+    else:
+        yield annotation
+
+
+def mask_secrets(value: Any, annotation: Any = Any) -> Any:
+    """``value`` (of type ``annotation``, e.g. a ``model_dump`` of a settings model) with every
+    secret in it masked; everything else is returned as it is."""
+    if isinstance(value, list):
+        for branch in _branches(annotation):
+            if get_origin(branch) is list:
+                return [mask_secrets(item, get_args(branch)[0]) for item in value]
+        return [mask_secrets(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    for branch in _branches(annotation):
+        if isinstance(branch, type) and issubclass(branch, BaseModel):
+            fields = branch.model_fields
+            return {
+                key: (
+                    _hide(item)
+                    if key in fields and _is_secret_field(fields[key])
+                    else mask_secrets(item, fields[key].annotation if key in fields else Any)
+                )
+                for key, item in value.items()
+            }
+        if get_origin(branch) is dict and get_args(branch)[1] is not Any:
+            item_type = get_args(branch)[1]  # a mapping of names (aliases, models)
+            return {key: mask_secrets(item, item_type) for key, item in value.items()}
+    # a table of free-form options
+    return {
+        key: _hide(item) if is_secret_name(str(key)) else mask_secrets(item)
+        for key, item in value.items()
+    }
 
 
 class ModelConfig(BaseModel):
@@ -40,7 +163,7 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     api_base: str | None = None
-    api_key: str | None = Field(default=None, repr=False)
+    api_key: str | None = Field(default=None, repr=False, json_schema_extra={"secret": True})
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, gt=0)
     timeout: float | None = Field(default=None, gt=0, description="seconds per request")
@@ -101,6 +224,19 @@ class Settings(BaseModel):
     def sources(self) -> dict[str, str]:
         """Where each key's value came from: default, config file, environment or argument."""
         return {name: self._sources.get(name, "default") for name in type(self).model_fields}
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting as JSON values (what ``chat-shell config show`` prints), with every
+        secret masked: ``{"brave_api_key": "BSA…wxyz", "server": {"api_keys": ["****"]} …}``."""
+        masked: dict[str, Any] = mask_secrets(self.model_dump(mode="json"), type(self))
+        return masked
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Secret fields are left out (repr=False); free-form tables may hold secrets too.
+        fields = type(self).model_fields
+        for name, value in super().__repr_args__():
+            annotation = fields[name].annotation if name in fields else Any
+            yield name, mask_secrets(value, annotation)
 
 
 # CHAT_SHELL_<KEY> for every scalar or list key; lists are comma-separated.

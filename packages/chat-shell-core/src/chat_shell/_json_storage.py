@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ._config import default_home
+from ._config import default_home, make_private_folder
 from ._document_storage import DocumentHistory, SessionDocument
 from ._errors import StorageError
 from ._messages import SessionInfo, validate_session_id
@@ -132,7 +132,7 @@ class JSONStorage(StorageProvider):
             return
         folder = self.folder.expanduser().absolute()
         try:
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_folder(folder)  # the chat-shell home above it too, if missing
         except OSError as exc:
             raise StorageError(
                 f"cannot create history folder {folder}: {exc.strerror}; choose another path"

@@ -32,6 +32,13 @@ logger = logging.getLogger("chat_shell")
 TOOLS_GROUP = "chat_shell.tools"
 DEFAULT_MAX_OUTPUT_CHARS = 20_000
 _TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+# Bounds on the arguments a model may write for one call. Decoding, validating, storing and
+# replaying a value each recurse once per level of nesting, so depth is capped well below
+# Python's recursion limit; size is capped so one call cannot flood the history.
+MAX_ARGUMENTS_CHARS = 1_000_000
+MAX_ARGUMENTS_DEPTH = 64
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -57,6 +64,43 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
         else:
             description.append(line)
     return "\n".join(description).strip(), arguments
+
+
+def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
+    """The arguments object of a tool call from the JSON text the model wrote, and, if that
+    text is unusable (too long, nested too deeply, not JSON, not an object), why."""
+    if not raw.strip():
+        return {}, None
+    if len(raw) > MAX_ARGUMENTS_CHARS:
+        return {}, (
+            f"arguments are {len(raw)} characters long; at most {MAX_ARGUMENTS_CHARS} are accepted"
+        )
+    # Checked on the text, before decoding: the decoder itself recurses once per level.
+    if raw.count("[") + raw.count("{") > MAX_ARGUMENTS_DEPTH and _nests_deeper(
+        raw, MAX_ARGUMENTS_DEPTH
+    ):
+        return {}, f"arguments are nested more than {MAX_ARGUMENTS_DEPTH} levels deep"
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return {}, f"arguments are not valid JSON ({exc.msg} at position {exc.pos})"
+    if not isinstance(value, dict):
+        return {}, "arguments must be a JSON object"
+    return value, None
+
+
+def _nests_deeper(text: str, limit: int) -> bool:
+    """Whether the JSON ``text`` nests arrays and objects more than ``limit`` levels deep;
+    brackets inside strings do not count."""
+    depth = 0
+    for bracket in _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 def _serialise(value: Any) -> str:

@@ -55,6 +55,10 @@ def _split(path: str) -> list[str]:
         raise ToolError(f"the path is too long (limit {MAX_PATH_CHARS} characters)")
     if "\x00" in path:
         raise _Escape("the path contains a NUL character")
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        raise ToolError("the path is not valid text (it has an unpaired surrogate)") from None
     text = path.strip()
     normalised = text.replace("\\", "/")
     if normalised.startswith("/") or (len(normalised) > 1 and normalised[1] == ":"):
@@ -89,8 +93,15 @@ class FileRoot:
     def _open(self, path: str, *, directory: bool) -> tuple[int, str]:
         """An open descriptor of ``path`` inside the root, and its path relative to the root."""
         parts = _split(path)
-        if not _SAFE_OPEN:  # pragma: no cover - platforms without dir_fd/O_NOFOLLOW (Windows)
-            return self._open_checked(parts, directory=directory)
+        try:
+            if not _SAFE_OPEN:  # pragma: no cover - platforms without dir_fd/O_NOFOLLOW (Windows)
+                return self._open_checked(parts, directory=directory)
+            return self._walk(path, parts, directory=directory)
+        except OSError as exc:  # what the walk did not expect: a clear error, not a traceback
+            raise ToolError(f"cannot open {path!r}: {_reason(exc)}") from None
+
+    def _walk(self, path: str, parts: list[str], *, directory: bool) -> tuple[int, str]:
+        """``_open`` by ``openat``, one component at a time from the root."""
         pending = deque(parts)
         walked: list[str] = []
         fds = [_open(str(self.path), os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)]
@@ -141,7 +152,7 @@ class FileRoot:
                 except OSError as exc:
                     if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
                         raise ToolError(f"{path!r} changed while it was being opened") from None
-                    raise ToolError(f"cannot open {path!r}: {exc.strerror}") from None
+                    raise ToolError(f"cannot open {path!r}: {_reason(exc)}") from None
                 fds.append(fd)
                 walked.append(name)
             if not walked and not directory:
@@ -200,8 +211,15 @@ class FileRoot:
         fd, relative = self._open(path, directory=False)
         with os.fdopen(fd, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            handle.seek(offset)
-            data = handle.read(self.max_read_bytes)
+            if offset > 0 and offset >= size:
+                raise ToolError(
+                    f"offset {offset} is past the end of {relative!r}, which has {size} bytes"
+                )
+            try:
+                handle.seek(offset)
+                data = handle.read(self.max_read_bytes)
+            except OSError as exc:
+                raise ToolError(f"cannot read {relative!r}: {_reason(exc)}") from None
         if offset > 0:  # a piece may start inside a multi-byte character: skip its tail
             skip = 0
             while skip < min(3, len(data)) and 0x80 <= data[skip] <= 0xBF:
@@ -238,6 +256,8 @@ class FileRoot:
                     if stat.S_ISREG(info.st_mode):
                         item["size"] = info.st_size
                     entries.append(item)
+        except OSError as exc:
+            raise ToolError(f"cannot list {relative!r}: {_reason(exc)}") from None
         finally:
             os.close(fd)
         entries.sort(key=lambda item: (item["type"] != "folder", item["name"]))
@@ -245,6 +265,13 @@ class FileRoot:
         if total > len(entries):
             listing["truncated"] = f"showing {len(entries)} of {total} entries"
         return listing
+
+
+def _reason(exc: OSError) -> str:
+    """Why an operating-system call failed, in words (never the raw ``[Errno N]`` form)."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return "a name in the path is too long for the file system (most allow 255 bytes)"
+    return (exc.strerror or type(exc).__name__).lower()
 
 
 def _kind(mode: int) -> str:
