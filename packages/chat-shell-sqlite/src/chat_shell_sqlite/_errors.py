@@ -18,7 +18,13 @@ def corrupt_error(path: Path, detail: str) -> StorageError:
     )
 
 
-def storage_error(path: Path, exc: sqlite3.Error, busy_timeout: float) -> StorageError:
+def storage_error(
+    path: Path, exc: sqlite3.Error | UnicodeDecodeError, busy_timeout: float
+) -> StorageError:
+    # UnicodeDecodeError: SQLite's own error message quoted damaged bytes (of the schema, say)
+    # that are not UTF-8; ``sqlite3`` fails to decode the message itself.
+    if isinstance(exc, UnicodeDecodeError):
+        return corrupt_error(path, "it holds bytes that are not UTF-8 where text should be")
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc)
     if name.startswith("SQLITE_NOTADB") or "not a database" in text:

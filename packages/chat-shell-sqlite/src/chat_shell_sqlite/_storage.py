@@ -223,7 +223,7 @@ def open_connection(
         else:
             conn.execute("PRAGMA temp_store = MEMORY")  # a read-only search's temporary index
             check_current(conn, path, why)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
         conn.close()
         raise storage_error(path, exc, busy_timeout) from exc
     except BaseException:
@@ -421,7 +421,7 @@ class SQLiteHistoryStorage(HistoryStorage):
         def guarded(conn: sqlite3.Connection) -> T:
             try:
                 return fn(conn)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, UnicodeDecodeError) as exc:
                 raise storage_error(self.path, exc, self._busy_timeout) from exc
 
         return await self._worker.call(guarded)
