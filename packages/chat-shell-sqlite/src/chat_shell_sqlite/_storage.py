@@ -640,7 +640,8 @@ class SQLiteHistoryStorage(HistoryStorage):
         def read(conn: sqlite3.Connection) -> str:
             found = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
             if found == ["ok"]:
-                found = [f"search index: {problem}" for problem in problems(conn)] or found
+                checked = problems(conn, structure=True)
+                found = [f"search index: {problem}" for problem in checked] or found
             return "\n".join(found)
 
         return await self._run(read)
