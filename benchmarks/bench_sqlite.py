@@ -45,14 +45,8 @@ from typing import Any
 
 from chat_shell import JSONStorage, Message
 from chat_shell_sqlite import SQLiteStorage
-from chat_shell_sqlite._storage import (
-    _MESSAGE_COLUMNS,
-    FTS_BATCH,
-    _messages,
-    append_rows,
-    index_for_search,
-    message_rows,
-)
+from chat_shell_sqlite._search_index import FTS_BATCH, index_for_search
+from chat_shell_sqlite._storage import _MESSAGE_COLUMNS, _messages, append_rows, message_rows
 
 WORDS = [
     "agent",

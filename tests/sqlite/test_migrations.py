@@ -6,9 +6,11 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
+import pytest
 from chat_shell import Message
 from chat_shell_sqlite import SCHEMA_VERSION, SQLiteStorage
 from chat_shell_sqlite._migrations import MIGRATIONS, MIGRATIONS_TABLE
+from sqlite_support import assert_search_index_sound, query
 
 # What version 1 of chat-shell-sqlite created, frozen here on purpose: the test must keep
 # building the old database even after the code's migration steps grow.
@@ -81,18 +83,6 @@ INSERT INTO messages VALUES
 """
 
 
-def fts_consistent(path: Path) -> None:
-    """The search index holds exactly the messages with content up to its mark, and is sound."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
-        indexed = conn.execute("SELECT id FROM messages_fts_docsize ORDER BY id").fetchall()
-        expected = conn.execute(
-            "SELECT id FROM messages WHERE content IS NOT NULL"
-            " AND id <= (SELECT indexed_upto FROM messages_fts_state) ORDER BY id"
-        ).fetchall()
-    assert indexed == expected
-
-
 def _v1_database(path: Path) -> None:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.executescript(V1_SCHEMA)
@@ -162,4 +152,156 @@ async def test_a_v2_database_upgrades_in_place_and_keeps_search_whole(tmp_path: 
         assert [h.session_id for h in await history.search("lisbon")] == ["old"]
         assert await history.integrity_check() == "ok"
     assert _versions(db) == list(range(1, SCHEMA_VERSION + 1))
-    fts_consistent(db)
+    assert_search_index_sound(db)
+
+
+# -- step 4: the search index bookkeeping, and the repair of files step 3 damaged -----------------
+
+
+def _v3_database(path: Path) -> sqlite3.Connection:
+    """A database as version 3 made it: steps 1 to 3 exactly as they shipped (shipped steps are
+    never edited), with version 3's delete trigger."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(
+        f"CREATE TABLE {MIGRATIONS_TABLE} ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    for migration in MIGRATIONS[:3]:
+        for statement in migration.statements:
+            conn.execute(statement)
+        conn.execute(
+            f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, ?, 0)",
+            (migration.version, migration.name),
+        )
+    return conn
+
+
+def _v3_append(conn: sqlite3.Connection, session_id: str, contents: list[str]) -> None:
+    """What version 3's append did: insert, and index once 256 messages wait."""
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(
+        "INSERT INTO sessions (id, created_at, updated_at, message_count) VALUES (?, 0, 0, ?)"
+        " ON CONFLICT (id) DO UPDATE SET message_count = message_count + excluded.message_count",
+        (session_id, len(contents)),
+    )
+    conn.executemany(
+        "INSERT INTO messages (session_id, role, content, timestamp) VALUES (?, 'user', ?, 0)",
+        [(session_id, content) for content in contents],
+    )
+    mark, newest = conn.execute(
+        "SELECT indexed_upto, (SELECT max(id) FROM messages) FROM messages_fts_state"
+    ).fetchone()
+    if newest - mark >= 256:
+        _v3_index(conn)
+    conn.execute("COMMIT")
+
+
+def _v3_index(conn: sqlite3.Connection) -> None:
+    """What version 3's search did first: index whatever waits."""
+    mark, newest = conn.execute(
+        "SELECT indexed_upto, coalesce((SELECT max(id) FROM messages), 0) FROM messages_fts_state"
+    ).fetchone()
+    if newest <= mark:
+        return
+    conn.execute(
+        "INSERT INTO messages_fts (rowid, content) SELECT id, content FROM messages"
+        " WHERE id > ? AND id <= ? AND content IS NOT NULL",
+        (mark, newest),
+    )
+    conn.execute("UPDATE messages_fts_state SET indexed_upto = ?", (newest,))
+
+
+def _every_message(path: Path) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute(
+            "SELECT session_id, role, content, timestamp FROM messages ORDER BY session_id, id"
+        ).fetchall()
+
+
+def _words(n: int, word: str) -> list[str]:
+    return [f"{word} item{i}" for i in range(n)]
+
+
+async def _assert_repaired(db: Path, before: list[tuple[object, ...]]) -> None:
+    async with SQLiteStorage(path=db) as storage:
+        assert await storage.history.integrity_check() == "ok"
+    assert _versions(db) == list(range(1, SCHEMA_VERSION + 1))
+    assert _every_message(db) == before  # not one message lost or changed
+    assert_search_index_sound(db)
+    async with SQLiteStorage(path=db) as storage:
+        history = storage.history
+        sessions = {info.id for info in await history.list_sessions(limit=1000)}
+        for session_id in sessions:  # every message is found by its words
+            for message in await history.get_history(session_id):
+                hits = await storage.search(message.content or "", session_id=session_id)
+                assert message.content in [hit.message.content for hit in hits]
+        for session_id in sorted(sessions):  # and every delete works again
+            await history.delete_session(session_id)
+        assert await history.integrity_check() == "ok"
+    assert_search_index_sound(db)
+
+
+async def test_the_damage_of_the_four_calls_is_repaired(tmp_path: Path) -> None:
+    # The report's four calls, as version 3 ran them: 256 messages to a session, 1 more,
+    # delete it, 2 messages to a second session; deleting that one then fails.
+    db = tmp_path / "history.db"
+    with contextlib.closing(_v3_database(db)) as conn:
+        _v3_append(conn, "first", _words(256, "alpha"))
+        _v3_append(conn, "first", ["beta"])
+        conn.execute("DELETE FROM sessions WHERE id = 'first'")
+        _v3_append(conn, "second", _words(2, "gamma"))
+        assert conn.execute("SELECT indexed_upto FROM messages_fts_state").fetchone() == (256,)
+        with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+            conn.execute("DELETE FROM sessions WHERE id = 'second'")
+    before = _every_message(db)
+    assert len(before) == 2
+    await _assert_repaired(db, before)
+
+
+async def test_a_file_damaged_in_ordinary_use_is_repaired(tmp_path: Path) -> None:
+    # One user: a session searched (so indexed), one more message, the session deleted while
+    # that one waited; the next messages counted as indexed without being so (search misses
+    # them), and deleting one of them sent a delete for an entry the index never had. That
+    # delete "succeeded" (other documents kept the index's count above zero), and left the
+    # count wrong: a later delete fails once it reaches zero.
+    db = tmp_path / "history.db"
+    with contextlib.closing(_v3_database(db)) as conn:
+        _v3_append(conn, "kept", _words(3, "kept"))
+        _v3_append(conn, "old", _words(5, "old"))
+        _v3_index(conn)
+        _v3_append(conn, "old", ["old waiting"])
+        conn.execute("DELETE FROM sessions WHERE id = 'old'")
+        _v3_append(conn, "unfound", _words(4, "unfound"))
+        _v3_index(conn)  # a search: nothing to index, the mark is above the newest message
+        _v3_append(conn, "gone", ["gone soon"])
+        conn.execute("DELETE FROM sessions WHERE id = 'gone'")
+        unfound = "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'unfound'"
+        assert conn.execute(unfound).fetchone() == (0,)
+        _v3_append(conn, "kept", ["kept too"])
+        with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+            conn.execute("DELETE FROM sessions WHERE id = 'kept'")
+    before = _every_message(db)
+    assert len(before) == 8
+    await _assert_repaired(db, before)
+
+
+async def test_a_sound_version_3_file_keeps_its_index(tmp_path: Path) -> None:
+    # The check finds nothing to repair, so nothing is rebuilt: messages waiting for the index
+    # still wait (a rebuild would have indexed them).
+    db = tmp_path / "history.db"
+    with contextlib.closing(_v3_database(db)) as conn:
+        _v3_append(conn, "a", _words(300, "many"))
+        conn.execute("DELETE FROM sessions WHERE id = 'a'")  # every one indexed: mark comes down
+        _v3_append(conn, "b", _words(10, "few"))
+        _v3_index(conn)
+        _v3_append(conn, "b", _words(7, "waiting"))
+        mark = conn.execute("SELECT indexed_upto FROM messages_fts_state").fetchone()
+        data = conn.execute("SELECT * FROM messages_fts_data ORDER BY id").fetchall()
+    async with SQLiteStorage(path=db) as storage:
+        assert _versions(db) == list(range(1, SCHEMA_VERSION + 1))
+        assert query(db, "SELECT indexed_upto FROM messages_fts_state") == [mark]
+        assert query(db, "SELECT * FROM messages_fts_data ORDER BY id") == data
+        assert len(await storage.search("waiting")) == 7
+        assert len(await storage.search("few")) == 10
+    assert_search_index_sound(db)

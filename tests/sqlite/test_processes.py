@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 from chat_shell_sqlite import SQLiteStorage
+from sqlite_support import query
 
 WRITER = Path(__file__).with_name("_writer.py")
-
-
-def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def test_two_processes_write_2000_messages_with_no_error_and_no_loss(tmp_path: Path) -> None:
@@ -41,14 +35,14 @@ def test_two_processes_write_2000_messages_with_no_error_and_no_loss(tmp_path: P
         assert writer.returncode == 0, err
         assert out.strip() == "errors=0"
         assert "locked" not in err
-    contents = [row[0] for row in _query(db, "SELECT content FROM messages ORDER BY id")]
+    contents = [row[0] for row in query(db, "SELECT content FROM messages ORDER BY id")]
     assert len(contents) == 2000
     for name in ("a", "b"):
         assert [c for c in contents if str(c).startswith(f"{name}-")] == [
             f"{name}-{i}" for i in range(1000)
         ]
-    assert _query(db, "SELECT message_count FROM sessions WHERE id = 'shared'") == [(2000,)]
-    assert _query(db, "PRAGMA integrity_check") == [("ok",)]
+    assert query(db, "SELECT message_count FROM sessions WHERE id = 'shared'") == [(2000,)]
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
 
     async def search(word: str) -> list[str]:
         async with SQLiteStorage(path=db) as storage:
@@ -85,13 +79,13 @@ def test_writer_killed_20_times_loses_nothing_it_acknowledged(tmp_path: Path) ->
             writer.wait()
             assert writer.returncode == -signal.SIGKILL
 
-        assert _query(db, "PRAGMA integrity_check") == [("ok",)]
-        stored = [str(row[0]) for row in _query(db, "SELECT content FROM messages")]
+        assert query(db, "PRAGMA integrity_check") == [("ok",)]
+        stored = [str(row[0]) for row in query(db, "SELECT content FROM messages")]
         per_batch = Counter(content.split("-")[0] for content in stored)
         assert set(per_batch.values()) == {3}, "an append was stored in part"
         missing = {f"b{batch}" for batch in acknowledged} - set(per_batch)
         assert not missing, f"round {round_}: acknowledged but lost: {sorted(missing)[:5]}"
-        counts = _query(
+        counts = query(
             db,
             "SELECT s.id, s.message_count, count(m.id) FROM sessions s"
             " LEFT JOIN messages m ON m.session_id = s.id GROUP BY s.id",

@@ -26,12 +26,8 @@ from chat_shell import (
     import_sessions,
 )
 from chat_shell_sqlite import SCHEMA_VERSION, SQLiteHistoryStorage, SQLiteStorage
-from chat_shell_sqlite._storage import FTS_BATCH
-
-
-def _query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, args).fetchall()
+from chat_shell_sqlite._search_index import FTS_BATCH
+from sqlite_support import assert_search_index_sound, query
 
 
 def _mode(path: Path) -> int:
@@ -64,7 +60,7 @@ async def test_database_wal_and_shm_are_0600_and_missing_folders_0700(tmp_path: 
         assert _mode(tmp_path / "new" / "deeper") == 0o700
         for name in ("history.db", "history.db-wal", "history.db-shm"):
             assert _mode(db.parent / name) == 0o600, name
-        assert _query(db, "PRAGMA journal_mode") == [("wal",)]
+        assert query(db, "PRAGMA journal_mode") == [("wal",)]
 
 
 async def test_default_path_is_in_the_chat_shell_home(tmp_path: Path) -> None:
@@ -130,19 +126,19 @@ async def test_schema_holds_a_faithful_replay(
     assert [m.model_dump() for m in await history.get_history("s")] == [
         m.model_dump() for m in turn
     ]
-    rows = _query(storage.path, "SELECT role, tool_call_id, name FROM messages ORDER BY id")
+    rows = query(storage.path, "SELECT role, tool_call_id, name FROM messages ORDER BY id")
     assert rows[3] == ("tool", "c1", "calc")
-    assert _query(storage.path, "SELECT owner, message_count FROM sessions") == [("alice", 5)]
+    assert query(storage.path, "SELECT owner, message_count FROM sessions") == [("alice", 5)]
 
 
 async def test_indexes_serve_history_and_session_listing(storage: SQLiteStorage) -> None:
-    history_plan = _query(
+    history_plan = query(
         storage.path,
         "EXPLAIN QUERY PLAN SELECT * FROM messages WHERE session_id = 's' ORDER BY id",
     )
     assert "messages_by_session" in str(history_plan)
     assert "TEMP B-TREE" not in str(history_plan)
-    listing_plan = _query(
+    listing_plan = query(
         storage.path,
         "EXPLAIN QUERY PLAN SELECT * FROM sessions ORDER BY updated_at DESC, id DESC LIMIT 50",
     )
@@ -156,7 +152,7 @@ async def test_delete_cascades_to_messages_and_search(
     await history.append_messages("gone", [Message(role="user", content="zebra crossing")])
     await history.append_messages("kept", [Message(role="user", content="zebra stripes")])
     await history.delete_session("gone")
-    assert _query(storage.path, "SELECT count(*) FROM messages") == [(1,)]
+    assert query(storage.path, "SELECT count(*) FROM messages") == [(1,)]
     assert [hit.session_id for hit in await history.search("zebra")] == ["kept"]
     await history.clear_history("kept")
     assert await history.search("zebra") == []
@@ -220,19 +216,9 @@ async def test_search(storage: SQLiteStorage, history: SQLiteHistoryStorage) -> 
         await history.search("  -- ")
 
 
-def fts_consistent(path: Path) -> None:
-    """The search index holds exactly the messages with content up to its mark, and is sound."""
-    _query(path, "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
-    assert _query(path, "SELECT id FROM messages_fts_docsize ORDER BY id") == _query(
-        path,
-        "SELECT id FROM messages WHERE content IS NOT NULL"
-        " AND id <= (SELECT indexed_upto FROM messages_fts_state) ORDER BY id",
-    )
-
-
 def _mark(db: Path) -> tuple[object, ...]:
     """(the search index mark, the newest message id)."""
-    rows = _query(db, "SELECT indexed_upto, (SELECT max(id) FROM messages) FROM messages_fts_state")
+    rows = query(db, "SELECT indexed_upto, (SELECT max(id) FROM messages) FROM messages_fts_state")
     return rows[0]
 
 
@@ -248,7 +234,7 @@ async def test_search_indexes_what_waits_before_it_looks(tmp_path: Path) -> None
         assert _mark(db) == (2, 2)
         await other.history.append_messages("b", [Message(role="user", content="alpha three")])
         assert len(await mine.search("alpha")) == 3
-        fts_consistent(db)
+        assert_search_index_sound(db)
 
 
 async def test_an_append_indexes_once_a_batch_waits(tmp_path: Path) -> None:
@@ -266,7 +252,7 @@ async def test_an_append_indexes_once_a_batch_waits(tmp_path: Path) -> None:
             await copy.import_sessions(lines)
             assert _mark(tmp_path / "copy.db") == (FTS_BATCH, FTS_BATCH)
             assert [h.message.content for h in await copy.search("word7")] == ["word7"]
-        fts_consistent(db)
+        assert_search_index_sound(db)
 
 
 async def test_ids_given_again_after_deleting_the_newest_are_indexed(tmp_path: Path) -> None:
@@ -291,7 +277,7 @@ async def test_ids_given_again_after_deleting_the_newest_are_indexed(tmp_path: P
         assert await history.search("quokka") == []
         await history.append_messages("late", [Message(role="user", content="quokka again")])
         assert [h.message.content for h in await history.search("quokka")] == ["quokka again"]
-        fts_consistent(db)
+        assert_search_index_sound(db)
         assert await history.integrity_check() == "ok"
 
 
@@ -360,7 +346,7 @@ async def test_another_apps_sqlite_database_is_refused(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE notes (body TEXT)")
         conn.commit()
     await _open_fails(db, "not a chat-shell history")
-    assert _query(db, "SELECT name FROM sqlite_master") == [("notes",)]
+    assert query(db, "SELECT name FROM sqlite_master") == [("notes",)]
 
 
 async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
@@ -373,7 +359,7 @@ async def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> Non
         conn.commit()
     error = await _open_fails(db, "newer chat-shell-sqlite")
     assert "upgrade" in str(error)
-    assert _query(db, "SELECT content FROM messages") == [("keep me",)]
+    assert query(db, "SELECT content FROM messages") == [("keep me",)]
 
 
 async def test_a_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def list_sessions(*, limit: int, json_output: bool, storage: str | None) -> int:
     async def use(history: HistoryStorage) -> list[SessionInfo]:
         return await history.list_sessions(limit=limit)
 
-    sessions = run(with_history(settings, use))
+    sessions = run(with_history(settings, use, reading=True))
     if json_output:
         print(json.dumps([info.model_dump(mode="json") for info in sessions], indent=2))
         return EXIT_OK
@@ -58,7 +58,7 @@ def show(session_id: str, *, json_output: bool, storage: str | None) -> int:
         info = await find_session(history, session_id)
         return info, await history.get_history(info.id)
 
-    info, messages = run(with_history(settings, use))
+    info, messages = run(with_history(settings, use, reading=True))
     if json_output:
         body = {
             "session": info.model_dump(mode="json"),
@@ -148,7 +148,7 @@ def search(text: str, *, limit: int, json_output: bool, storage: str | None) -> 
             ]
         return await _scan(history, text, limit)
 
-    hits = run(with_history(settings, use))
+    hits = run(with_history(settings, use, reading=True))
     if json_output:
         print(json.dumps(hits, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -220,7 +220,7 @@ def export(session_ids: list[str] | None, *, output: str | None, storage: str | 
             ids = [(await find_session(history, sid)).id for sid in session_ids]
         return [line async for line in export_sessions(history, ids)]
 
-    lines = run(with_history(settings, use))
+    lines = run(with_history(settings, use, reading=True))
     if output is None:
         sys.stdout.writelines(lines)
         return EXIT_OK

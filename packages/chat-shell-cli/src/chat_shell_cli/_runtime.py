@@ -37,10 +37,16 @@ def load(**overrides: Any) -> Settings:
     return load_settings(**overrides)
 
 
-def make_storage(settings: Settings) -> StorageProvider:
-    """The configured backend (``UserError`` for an unknown or uninstalled one)."""
-    from chat_shell import storage_from_settings
+def make_storage(settings: Settings, *, reading: bool = False) -> StorageProvider:
+    """The configured backend (``UserError`` for an unknown or uninstalled one).
 
+    ``reading``: the command only reads, so a SQLite file this user may not write is opened
+    read-only rather than refused.
+    """
+    from chat_shell import create_storage, storage_from_settings
+
+    if reading and settings.storage == "sqlite":
+        return create_storage("sqlite", path=settings.storage_path, read_only="auto")
     return storage_from_settings(settings)
 
 
@@ -49,9 +55,12 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(main)
 
 
-async def with_history(settings: Settings, use: Callable[[HistoryStorage], Awaitable[T]]) -> T:
-    """Open the configured storage, call ``use(history)``, close it."""
-    provider = make_storage(settings)
+async def with_history(
+    settings: Settings, use: Callable[[HistoryStorage], Awaitable[T]], *, reading: bool = False
+) -> T:
+    """Open the configured storage, call ``use(history)``, close it (``reading``: see
+    ``make_storage``)."""
+    provider = make_storage(settings, reading=reading)
     await provider.initialize()
     try:
         return await use(provider.history)

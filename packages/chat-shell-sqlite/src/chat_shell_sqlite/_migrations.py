@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from chat_shell import StorageError
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "Migration", "migrate"]
+from . import _search_index
+from ._errors import corrupt_error
+
+__all__ = [
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "MIGRATIONS_TABLE",
+    "Migration",
+    "check_current",
+    "migrate",
+]
 
 MIGRATIONS_TABLE = "chat_shell_migrations"
 
@@ -24,6 +35,17 @@ class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+    # Python run after the statements, in the same transaction, for what SQL alone cannot say.
+    then: Callable[[sqlite3.Connection], None] | None = None
+
+
+def _repair_search_index(conn: sqlite3.Connection) -> None:
+    # Rebuilding reads only the messages, so it loses none of them; it costs seconds on a
+    # million messages, so it runs only when the check (reads only, about two seconds on a
+    # million messages) finds damage. (The check and the rebuild
+    # live in _search_index; if a later step changes the index, freeze this step's own copy.)
+    if _search_index.problems(conn):
+        _search_index.rebuild(conn)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -143,6 +165,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    # Step 3's delete trigger moved the mark only when it fired, that is for a message already
+    # indexed. A delete whose last rows were still waiting (a session deleted or cleared while
+    # its newest messages waited for the index) left the mark above the newest message; the next
+    # messages then got ids below it, counted as indexed without being so (search missed them),
+    # and deleting them sent FTS5 deletes for entries it never had, which corrupts the index
+    # ("database disk image is malformed" on every later delete). From this step the trigger
+    # fires for every deleted row and the mark comes down whenever a delete leaves it above the
+    # newest message; files already damaged get their index rebuilt from the messages.
+    Migration(
+        4,
+        "search index mark kept at or below the newest message; a damaged index rebuilt",
+        (
+            "DROP TRIGGER messages_fts_delete",
+            """
+            CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+                INSERT INTO messages_fts (messages_fts, rowid, content)
+                SELECT 'delete', old.id, old.content
+                WHERE old.content IS NOT NULL
+                AND old.id <= (SELECT indexed_upto FROM messages_fts_state);
+                UPDATE messages_fts_state
+                SET indexed_upto = (SELECT coalesce(max(id), 0) FROM messages)
+                WHERE indexed_upto > (SELECT coalesce(max(id), 0) FROM messages);
+            END
+            """,
+        ),
+        then=_repair_search_index,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -163,17 +212,44 @@ def _applied(conn: sqlite3.Connection, path: Path) -> set[int] | None:
             f"{path} is a SQLite database but not a chat-shell history (it has no"
             f" {MIGRATIONS_TABLE} table); chat-shell left it untouched: choose another storage path"
         )
-    versions = {row[0] for row in conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")}  # noqa: S608
-    newest = max(versions, default=0)
-    if newest > LATEST_VERSION:
+    rows = conn.execute(f"SELECT version FROM {MIGRATIONS_TABLE} ORDER BY version")  # noqa: S608
+    versions = [row[0] for row in rows]
+    # Every version of chat-shell-sqlite applies its steps in order, in one transaction: the
+    # table holds exactly 1, 2, … n. Anything else is damage, not a newer version.
+    if not versions or versions != list(range(1, len(versions) + 1)):
+        shown = ", ".join(str(version) for version in versions[:10]) or "none"
+        raise corrupt_error(
+            path, f"its {MIGRATIONS_TABLE} table records the steps {shown}, not 1, 2, … n"
+        )
+    if versions[-1] > LATEST_VERSION:
+        # A damaged page can still hold a well-ordered table; a real newer file passes the check.
+        checked = [str(row[0]) for row in conn.execute("PRAGMA quick_check(10)")]
+        if checked != ["ok"]:
+            raise corrupt_error(path, "; ".join(checked))
         from . import __version__
 
         raise StorageError(
-            f"{path} was written by a newer chat-shell-sqlite (schema version {newest}; this"
-            f" chat-shell-sqlite {__version__} knows up to {LATEST_VERSION}); upgrade it with"
+            f"{path} was written by a newer chat-shell-sqlite (schema version {versions[-1]};"
+            f" this chat-shell-sqlite {__version__} knows up to {LATEST_VERSION}); upgrade it with"
             " `pip install -U chat-shell-sqlite`. The file was left untouched."
         )
-    return versions
+    return set(versions)
+
+
+def check_current(conn: sqlite3.Connection, path: Path, why: str) -> None:
+    """For a connection that may not write (``why`` says why): the file must need no step."""
+    applied = _applied(conn, path)
+    if applied is None:
+        raise StorageError(
+            f"{path} is an empty file, not a chat-shell history yet, and it is open read-only"
+            f" ({why}), so chat-shell cannot set it up"
+        )
+    if len(applied) < LATEST_VERSION:
+        raise StorageError(
+            f"{path} is at schema version {len(applied)} and this chat-shell-sqlite needs"
+            f" {LATEST_VERSION}; upgrading writes to the file, and it is open read-only ({why}):"
+            " make it writable and open it once"
+        )
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> list[int]:
@@ -198,6 +274,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> list[int]:
                 continue
             for statement in migration.statements:
                 conn.execute(statement)
+            if migration.then is not None:
+                migration.then(conn)
             conn.execute(
                 f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)",  # noqa: S608
                 (migration.version, migration.name, time.time()),

@@ -29,7 +29,9 @@ from chat_shell import (
 )
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from ._migrations import migrate
+from ._errors import storage_error
+from ._migrations import check_current, migrate
+from ._search_index import index_due, index_for_search, index_waiting_apart, problems, waiting
 from ._worker import Worker
 
 __all__ = ["SQLiteHistoryStorage", "SQLiteStorage", "SearchHit", "Synchronous"]
@@ -38,6 +40,7 @@ T = TypeVar("T")
 
 Synchronous = Literal["normal", "full", "extra"]
 _SYNCHRONOUS = ("normal", "full", "extra")
+ReadOnly = bool | Literal["auto"]
 _HEADER = b"SQLite format 3\x00"
 DEFAULT_BUSY_TIMEOUT = 30.0
 CACHE_KIB = 16 * 1024  # page cache per connection; SQLite's default is 2 MiB
@@ -53,14 +56,6 @@ _TOUCH_SESSION = (
     " updated_at = excluded.updated_at,"
     " message_count = message_count + excluded.message_count"
 )
-# The search index mark, and the newest message id: the messages in between wait for indexing.
-_FTS_STATE = (
-    "SELECT indexed_upto, coalesce((SELECT max(id) FROM messages), 0) FROM messages_fts_state"
-)
-# How many messages may wait for the search index before an append indexes them. Indexing one
-# message per append costs more than the rest of the append; a batch costs a few microseconds a
-# message, and bounds what the next search has to catch up on.
-FTS_BATCH = 256
 _MessageRow = tuple[str, str | None, str | None, str | None, str | None, float, str]
 
 
@@ -71,44 +66,6 @@ class SearchHit(BaseModel):
     session_id: str
     message: Message
     snippet: str
-
-
-# -- errors --------------------------------------------------------------------------------------
-
-
-def storage_error(path: Path, exc: sqlite3.Error, busy_timeout: float) -> StorageError:
-    """A ``StorageError`` that names the file and says what to do."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    text = str(exc)
-    if name.startswith("SQLITE_NOTADB") or "not a database" in text:
-        return StorageError(
-            f"{path} is not a SQLite database (or is encrypted); chat-shell left it untouched:"
-            " move it away or choose another storage path"
-        )
-    if name.startswith("SQLITE_CORRUPT") or "malformed" in text:
-        return StorageError(
-            f"{path} is corrupt ({text}); chat-shell left it untouched: restore it from a backup,"
-            f" salvage it with `sqlite3 {path} .recover | sqlite3 recovered.db`, or choose another"
-            " storage path"
-        )
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return StorageError(
-            f"{path} stayed locked by another process for more than {busy_timeout:g} s; try"
-            " again, and look for a process stuck in a long write"
-        )
-    if name.startswith("SQLITE_READONLY") or "readonly" in text:
-        return StorageError(
-            f"{path} is read-only ({text}); make the file and its folder writable or choose"
-            " another storage path"
-        )
-    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
-        return StorageError(
-            f"cannot open {path} ({text}); check that the file and its folder exist and are"
-            " writable, or choose another storage path"
-        )
-    if name.startswith("SQLITE_FULL"):
-        return StorageError(f"cannot write {path}: the disk is full")
-    return StorageError(f"SQLite error on {path}: {text}")
 
 
 # -- opening -------------------------------------------------------------------------------------
@@ -136,11 +93,46 @@ def _make_folder(folder: Path) -> None:
             ) from exc
 
 
-def _prepare_file(path: Path) -> None:
+def _check_existing(path: Path) -> None:
+    """An existing file that is not a SQLite database is refused before SQLite even sees it."""
+    if path.is_dir():
+        raise StorageError(f"{path} is a folder, not a database file; choose a file path")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_HEADER))
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror}; check its permissions") from exc
+    if header and header != _HEADER:
+        raise StorageError(
+            f"{path} is not a SQLite database; chat-shell left it untouched: move it away or"
+            " choose another storage path"
+        )
+
+
+def _write_protection(path: Path) -> str | None:
+    """Why this process cannot write the existing database ``path``; ``None`` when it can."""
+    if not os.access(path, os.W_OK):
+        return "the file is write-protected"
+    folder = path.parent
+    sidecars = all(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm"))
+    if not sidecars and not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"its folder {folder} is write-protected, and SQLite needs to create"
+            f" {path.name}-wal and {path.name}-shm next to it"
+        )
+    return None
+
+
+def _prepare_file(path: Path, read_only: ReadOnly) -> str | None:
     """Make the folder (0700) and an empty database file (0600), or check the existing file.
 
-    An existing file that is not a SQLite database is refused before SQLite even sees it.
+    Returns why the file is to be opened read-only, or ``None`` to open it for writing.
     """
+    if read_only is True:
+        if not path.exists():
+            raise StorageError(f"there is no history database at {path} to open read-only")
+        _check_existing(path)
+        return "asked for with read_only=True"
     folder = path.parent
     _make_folder(folder)
     if path.is_dir():
@@ -154,33 +146,21 @@ def _prepare_file(path: Path) -> None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except FileExistsError:  # another process made it first
-            return
+            return None
         except OSError as exc:
             raise StorageError(f"cannot create {path}: {exc.strerror}") from exc
         try:
             os.fchmod(fd, 0o600)
         finally:
             os.close(fd)
-        return
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(_HEADER))
-    except OSError as exc:
-        raise StorageError(f"cannot read {path}: {exc.strerror}; check its permissions") from exc
-    if header and header != _HEADER:
-        raise StorageError(
-            f"{path} is not a SQLite database; chat-shell left it untouched: move it away or"
-            " choose another storage path"
-        )
-    if not os.access(path, os.R_OK | os.W_OK):
-        raise StorageError(f"{path} is read-only; make it writable or choose another storage path")
-    sidecars = all(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm"))
-    if not sidecars and not os.access(folder, os.W_OK | os.X_OK):
-        raise StorageError(
-            f"cannot use {path}: its folder {folder} is read-only and SQLite needs to create"
-            f" {path.name}-wal and {path.name}-shm next to it; make the folder writable or move"
-            " the database"
-        )
+        return None
+    _check_existing(path)
+    why = _write_protection(path)
+    if why is None or read_only == "auto":
+        return why
+    raise StorageError(
+        f"{path} is read-only ({why}); make it writable or choose another storage path"
+    )
 
 
 def _enable_wal(conn: sqlite3.Connection, path: Path, busy_timeout: float) -> None:
@@ -205,11 +185,28 @@ def _enable_wal(conn: sqlite3.Connection, path: Path, busy_timeout: float) -> No
         )
 
 
-def open_connection(path: Path, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the database; never makes a new file over another."""
-    _prepare_file(path)
+def _read_only_uri(path: Path) -> str:
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+    # With no -wal file the database file holds everything. In a folder this process cannot
+    # write, SQLite could not make the -shm file it reads a WAL database with; "immutable" tells
+    # it to read the file as it is instead. Nobody without the right to write that folder can
+    # start a writer (a writer must create the -wal file first).
+    if not os.access(path.parent, os.W_OK | os.X_OK) and not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
+    return uri
+
+
+def open_connection(
+    path: Path, synchronous: str, busy_timeout: float, read_only: ReadOnly = False
+) -> tuple[sqlite3.Connection, str | None]:
+    """Open (creating if needed) and migrate the database; never makes a new file over another.
+
+    Returns the connection and, when it is read-only, why. A read-only connection neither
+    creates nor migrates anything: the file must be a chat-shell history of the current schema.
+    """
+    why = _prepare_file(path, read_only)
     # mode=rw: SQLite must not create a file of its own (we made it above, 0600).
-    uri = f"file:{urllib.parse.quote(str(path))}?mode=rw"
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=rw" if why is None else _read_only_uri(path)
     try:
         conn = sqlite3.connect(
             uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=True
@@ -219,26 +216,28 @@ def open_connection(path: Path, synchronous: str, busy_timeout: float) -> sqlite
     try:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        _enable_wal(conn, path, busy_timeout)
-        conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-        migrate(conn, path)
-    except sqlite3.Error as exc:
+        if why is None:
+            _enable_wal(conn, path, busy_timeout)
+            conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            migrate(conn, path)
+        else:
+            conn.execute("PRAGMA temp_store = MEMORY")  # a read-only search's temporary index
+            check_current(conn, path, why)
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
         conn.close()
         raise storage_error(path, exc, busy_timeout) from exc
     except BaseException:
         conn.close()
         raise
-    return conn
+    return conn, why
 
 
 # -- rows ----------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction, begun IMMEDIATE: it takes the write lock up front (waiting for it
-    within the busy timeout), so it can never fail half-way on a lock another writer holds."""
-    conn.execute("BEGIN IMMEDIATE")
+def _transaction(conn: sqlite3.Connection, begin: str) -> Iterator[None]:
+    conn.execute(begin)
     try:
         yield
     except BaseException:
@@ -246,6 +245,17 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _write(conn: sqlite3.Connection) -> contextlib.AbstractContextManager[None]:
+    """A write transaction, begun IMMEDIATE: it takes the write lock up front (waiting for it
+    within the busy timeout), so it can never fail half-way on a lock another writer holds."""
+    return _transaction(conn, "BEGIN IMMEDIATE")
+
+
+def _snapshot(conn: sqlite3.Connection) -> contextlib.AbstractContextManager[None]:
+    """A read transaction: every statement in it sees the file as it was when it began."""
+    return _transaction(conn, "BEGIN")
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -277,31 +287,6 @@ def message_rows(session_id: str, messages: Sequence[Message]) -> list[tuple[Any
     return [(session_id, *_message_row(message)) for message in messages]
 
 
-def index_for_search(conn: sqlite3.Connection) -> int:
-    """Add the messages waiting for the search index to it; returns how many ids it covered.
-
-    Call it inside a write transaction: the mark and the index move together, and no other
-    writer can slip a message in between.
-    """
-    upto, newest = conn.execute(_FTS_STATE).fetchone()
-    if newest <= upto:
-        return 0
-    conn.execute(
-        "INSERT INTO messages_fts (rowid, content) SELECT id, content FROM messages"
-        " WHERE id > ? AND id <= ? AND content IS NOT NULL",
-        (upto, newest),
-    )
-    conn.execute("UPDATE messages_fts_state SET indexed_upto = ?", (newest,))
-    return int(newest - upto)
-
-
-def _index_if_due(conn: sqlite3.Connection) -> None:
-    """In a write transaction that added messages: index them once enough are waiting."""
-    upto, newest = conn.execute(_FTS_STATE).fetchone()
-    if newest - upto >= FTS_BATCH:
-        index_for_search(conn)
-
-
 def append_rows(
     conn: sqlite3.Connection, session_id: str, rows: list[tuple[Any, ...]], owner: str | None
 ) -> None:
@@ -313,7 +298,7 @@ def append_rows(
             conn.execute(_INSERT_MESSAGE, rows[0])
         else:
             conn.executemany(_INSERT_MESSAGE, rows)
-        _index_if_due(conn)
+        index_due(conn)
 
 
 _MESSAGE_LIST = TypeAdapter(list[Message])
@@ -337,7 +322,7 @@ def _messages(path: Path, rows: Iterable[Sequence[Any]]) -> list[Message]:
                 for role, content, tool_calls, tool_call_id, name, timestamp, metadata in rows
             ]
         )
-    except (ValueError, ValidationError) as exc:
+    except (ValueError, TypeError, ValidationError) as exc:
         raise StorageError(f"{path} holds a message that is not valid ({exc})") from exc
 
 
@@ -357,8 +342,36 @@ def _session(path: Path, row: Sequence[Any]) -> SessionInfo:
             message_count=message_count,
             metadata=json.loads(metadata),
         )
-    except (ValueError, ValidationError) as exc:
+    except (ValueError, TypeError, ValidationError) as exc:
         raise StorageError(f"{path} holds a session that is not valid ({exc})") from exc
+
+
+_HIT_COLUMNS = ", ".join("m." + column for column in _MESSAGE_COLUMNS.split(", "))
+_SNIPPET = "snippet({index}, 0, '**', '**', '…', 12)"
+_HIT_FILTER = (
+    " JOIN sessions AS s ON s.id = m.session_id"
+    " WHERE {match}"
+    " AND (:owner IS NULL OR s.owner = :owner)"
+    " AND (:session IS NULL OR m.session_id = :session)"
+)
+_SEARCH = (
+    f"SELECT m.session_id, {_SNIPPET.format(index='messages_fts')}, {_HIT_COLUMNS}"  # noqa: S608
+    " FROM messages_fts JOIN messages AS m ON m.id = messages_fts.rowid"
+    + _HIT_FILTER.format(match="messages_fts MATCH :query")
+    + " ORDER BY rank, m.id DESC LIMIT :limit"
+)
+# A read-only search: the index, and the temporary one of the messages waiting for it
+# (``index_waiting_apart``); each message is in one of the two, ranked by its own.
+_SEARCH_WITH_WAITING = (
+    f"SELECT m.session_id, hit.snippet, {_HIT_COLUMNS} FROM ("  # noqa: S608
+    f" SELECT rowid AS id, {_SNIPPET.format(index='messages_fts')} AS snippet, rank AS score"
+    " FROM messages_fts WHERE messages_fts MATCH :query"
+    f" UNION ALL SELECT rowid, {_SNIPPET.format(index='messages_fts_waiting')}, rank"
+    " FROM temp.messages_fts_waiting WHERE messages_fts_waiting MATCH :query"
+    ") AS hit JOIN messages AS m ON m.id = hit.id"
+    + _HIT_FILTER.format(match="1")
+    + " ORDER BY hit.score, m.id DESC LIMIT :limit"
+)
 
 
 def _fts_query(text: str) -> str:
@@ -381,21 +394,45 @@ def _check_paging(limit: int, offset: int) -> None:
 
 
 class SQLiteHistoryStorage(HistoryStorage):
-    """``HistoryStorage`` over an open SQLite file, plus search, export and import."""
+    """``HistoryStorage`` over an open SQLite file, plus search, export and import.
 
-    def __init__(self, path: Path, worker: Worker, busy_timeout: float) -> None:
+    On a file opened read-only (``read_only_reason`` says why) every read works, search too,
+    and every write raises ``StorageError`` before touching anything.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        worker: Worker,
+        busy_timeout: float,
+        read_only_reason: str | None = None,
+    ) -> None:
         self.path = path
         self._worker = worker
         self._busy_timeout = busy_timeout
+        self.read_only_reason = read_only_reason
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the file is open read-only."""
+        return self.read_only_reason is not None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def guarded(conn: sqlite3.Connection) -> T:
             try:
                 return fn(conn)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, UnicodeDecodeError) as exc:
                 raise storage_error(self.path, exc, self._busy_timeout) from exc
 
         return await self._worker.call(guarded)
+
+    async def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self.read_only_reason is not None:
+            raise StorageError(
+                f"{self.path} is open read-only ({self.read_only_reason}); nothing was written."
+                " Make the file and its folder writable, or choose another storage path"
+            )
+        return await self._run(fn)
 
     async def get_history(self, session_id: str, limit: int | None = None) -> list[Message]:
         validate_session_id(session_id)
@@ -427,7 +464,7 @@ class SQLiteHistoryStorage(HistoryStorage):
         if not messages:
             return
         rows = message_rows(session_id, messages)
-        await self._run(lambda conn: append_rows(conn, session_id, rows, owner))
+        await self._run_write(lambda conn: append_rows(conn, session_id, rows, owner))
 
     async def clear_history(self, session_id: str) -> None:
         validate_session_id(session_id)
@@ -441,7 +478,7 @@ class SQLiteHistoryStorage(HistoryStorage):
                 if changed:
                     conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
 
-        await self._run(write)
+        await self._run_write(write)
 
     def _get(self, conn: sqlite3.Connection, session_id: str) -> SessionInfo:
         row = conn.execute(
@@ -507,7 +544,7 @@ class SQLiteHistoryStorage(HistoryStorage):
                 }
             )
 
-        return await self._run(write)
+        return await self._run_write(write)
 
     async def delete_session(self, session_id: str) -> None:
         validate_session_id(session_id)
@@ -518,7 +555,7 @@ class SQLiteHistoryStorage(HistoryStorage):
                 if not conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount:
                     raise NotFoundError(f"no session {session_id!r}")
 
-        await self._run(write)
+        await self._run_write(write)
 
     # -- beyond the base interface ---------------------------------------------------------------
 
@@ -537,24 +574,20 @@ class SQLiteHistoryStorage(HistoryStorage):
         if session_id is not None:
             validate_session_id(session_id)
         path = self.path
+        read_only = self.read_only
+        arguments = {"query": query, "owner": owner, "session": session_id, "limit": limit}
 
         def read(conn: sqlite3.Connection) -> list[SearchHit]:
-            upto, newest = conn.execute(_FTS_STATE).fetchone()
-            if newest > upto:  # messages wait for the index: add them first, under the lock
-                with _write(conn):
-                    index_for_search(conn)
-            rows = conn.execute(
-                f"SELECT m.session_id, snippet(messages_fts, 0, '**', '**', '…', 12),"  # noqa: S608
-                f" {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))}"
-                " FROM messages_fts"
-                " JOIN messages AS m ON m.id = messages_fts.rowid"
-                " JOIN sessions AS s ON s.id = m.session_id"
-                " WHERE messages_fts MATCH :query"
-                " AND (:owner IS NULL OR s.owner = :owner)"
-                " AND (:session IS NULL OR m.session_id = :session)"
-                " ORDER BY rank, m.id DESC LIMIT :limit",
-                {"query": query, "owner": owner, "session": session_id, "limit": limit},
-            ).fetchall()
+            if read_only:
+                with _snapshot(conn):
+                    sql = _SEARCH_WITH_WAITING if index_waiting_apart(conn) else _SEARCH
+                    rows = conn.execute(sql, arguments).fetchall()
+            else:
+                mark, newest = waiting(conn)
+                if newest > mark:  # messages wait for the index: add them first, under the lock
+                    with _write(conn):
+                        index_for_search(conn)
+                rows = conn.execute(_SEARCH, arguments).fetchall()
             return [
                 SearchHit(session_id=row[0], snippet=row[1], message=_message(path, row[2:]))
                 for row in rows
@@ -595,17 +628,21 @@ class SQLiteHistoryStorage(HistoryStorage):
                 ).rowcount
                 if created and rows:
                     conn.executemany(_INSERT_MESSAGE, rows)
-                    _index_if_due(conn)
+                    index_due(conn)
             return bool(created)
 
-        return await self._run(write)
+        return await self._run_write(write)
 
     async def integrity_check(self) -> str:
-        """``PRAGMA integrity_check``: ``"ok"`` for a healthy file, else what is wrong."""
+        """``"ok"`` for a healthy file, else what is wrong, a line each: ``PRAGMA
+        integrity_check``, then the search index checks (``search_index.problems``)."""
 
         def read(conn: sqlite3.Connection) -> str:
-            rows = conn.execute("PRAGMA integrity_check").fetchall()
-            return "\n".join(str(row[0]) for row in rows)
+            found = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
+            if found == ["ok"]:
+                checked = problems(conn, structure=True)
+                found = [f"search index: {problem}" for problem in checked] or found
+            return "\n".join(found)
 
         return await self._run(read)
 
@@ -621,6 +658,12 @@ class SQLiteStorage(StorageProvider):
     may cost the last transactions committed before it; ``"full"`` also keeps those, at the price
     of an fsync per write. ``busy_timeout`` is how long (seconds) to wait for another process's
     write before giving up.
+
+    ``read_only``: ``False`` (the default) opens the file for reading and writing, and refuses a
+    write-protected one at once; ``True`` opens it read-only (it must exist, at the current
+    schema); ``"auto"`` opens it read-only only when this process may not write it or its
+    folder, as SQLite itself does. Read-only, everything reads (search too) and every write
+    raises ``StorageError``; ``history.read_only`` says how the file was opened.
     """
 
     name = "sqlite"
@@ -631,6 +674,7 @@ class SQLiteStorage(StorageProvider):
         *,
         synchronous: Synchronous = "normal",
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        read_only: ReadOnly = False,
     ) -> None:
         if synchronous not in _SYNCHRONOUS:
             raise UserError(
@@ -638,9 +682,12 @@ class SQLiteStorage(StorageProvider):
             )
         if busy_timeout < 0:
             raise UserError(f"busy_timeout must be 0 or more seconds (got {busy_timeout})")
+        if read_only not in (False, True, "auto"):
+            raise UserError(f"read_only must be False, True or 'auto' (got {read_only!r})")
         self.path = Path(path) if path is not None else default_home() / "history.db"
         self.synchronous: Synchronous = synchronous
         self.busy_timeout = float(busy_timeout)
+        self.read_only: ReadOnly = read_only
         self._worker: Worker | None = None
         self._history: SQLiteHistoryStorage | None = None
 
@@ -658,12 +705,14 @@ class SQLiteStorage(StorageProvider):
         path = self.path.expanduser().absolute()
         worker = Worker(name=f"chat-shell-sqlite {path.name}")
         try:
-            await worker.open(lambda: open_connection(path, self.synchronous, self.busy_timeout))
+            why = await worker.open(
+                lambda: open_connection(path, self.synchronous, self.busy_timeout, self.read_only)
+            )
         except BaseException:
             await worker.close()
             raise
         self._worker = worker
-        self._history = SQLiteHistoryStorage(path, worker, self.busy_timeout)
+        self._history = SQLiteHistoryStorage(path, worker, self.busy_timeout, why)
 
     async def close(self) -> None:
         worker, self._worker, self._history = self._worker, None, None

@@ -113,13 +113,15 @@ class Worker:
         """Run ``fn(connection)`` on the worker thread and return its result."""
         return await self._submit(lambda: fn(self._connection()))
 
-    async def open(self, opener: Callable[[], sqlite3.Connection]) -> None:
-        """Make the connection on the worker thread (``sqlite3`` ties it to its thread)."""
+    async def open(self, opener: Callable[[], tuple[sqlite3.Connection, T]]) -> T:
+        """Make the connection on the worker thread (``sqlite3`` ties it to its thread);
+        returns what ``opener`` returns with it."""
 
-        def run() -> None:
-            self._conn = opener()
+        def run() -> T:
+            self._conn, said = opener()
+            return said
 
-        await self._submit(run)
+        return await self._submit(run)
 
     async def close(self) -> None:
         """Close the connection (after every call queued before) and end the thread."""
