@@ -60,7 +60,7 @@ class ThreadServer:
 
     def __init__(self, settings: Any) -> None:
         import uvicorn
-        from chat_shell_http import create_app
+        from chat_shell_http import HTTPProtocol, create_app
 
         self.app = create_app(settings)
         self.port = free_port()
@@ -71,6 +71,7 @@ class ThreadServer:
             port=self.port,
             log_level="warning",
             access_log=False,
+            http=HTTPProtocol,  # as `chat-shell serve`
             ws="none",
             lifespan="on",
             timeout_graceful_shutdown=2,

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from chat_shell import Settings, StorageProvider, load_settings
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from . import _routes_health, _routes_runs, _routes_sessions, _routes_storage
+from ._connections import LIMITS_KEY, ConnectionLimits
 from ._errors import install_error_handlers
-from ._limits import BodySizeLimit
+from ._guards import AccessGuard
+from ._limits import BodyLimits
+from ._logs import install_log_redaction
 from ._settings import ServerSettings
 from ._state import ServerState
 
@@ -29,17 +33,18 @@ def create_app(
     ``server`` defaults to ``ServerSettings.from_settings(settings)`` (the ``[server]`` table);
     ``storage`` to the backend the settings name. Storage and model clients are opened by the
     app's lifespan and closed with it; runs still going at shutdown are cancelled (their partial
-    answers stored).
+    answers stored). The lifespan also hands the connection limits to ``HTTPProtocol``.
     """
     settings = settings or load_settings()
     server = server or ServerSettings.from_settings(settings)
     state = ServerState(settings, server, storage)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        install_log_redaction()  # here: uvicorn configures its loggers before the lifespan
         await state.open()
         try:
-            yield
+            yield {LIMITS_KEY: ConnectionLimits.from_settings(server)}
         finally:
             await state.close()
 
@@ -64,5 +69,6 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
             expose_headers=["X-Subtask-Id", "X-Session-Id", "Retry-After"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=server.max_request_bytes)
+    app.add_middleware(BodyLimits, max_bytes=server.max_request_bytes)
+    app.add_middleware(AccessGuard, server=server)  # the outermost: refused requests touch nothing
     return app

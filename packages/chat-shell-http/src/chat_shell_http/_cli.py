@@ -42,6 +42,7 @@ def serve(
         import uvicorn
 
         from ._app import create_app
+        from ._connections import HTTPProtocol
 
         app = create_app(settings, server=server)
     except UserError as exc:
@@ -51,8 +52,7 @@ def serve(
     if not server.auth_enabled and insecure_no_auth:
         auth = "NO AUTH (--insecure-no-auth)"
     print(
-        f"chat-shell serve: http://{server.host}:{server.port} ({auth}; "
-        f"storage {settings.storage}); docs at /docs",
+        f"chat-shell serve: {server.url} ({auth}; storage {settings.storage}); docs at /docs",
         file=sys.stderr,
         flush=True,
     )
@@ -62,6 +62,7 @@ def serve(
         port=server.port,
         log_level=server.log_level,
         access_log=server.access_log,
+        http=HTTPProtocol,  # head deadline, head size and connection cap (uvicorn has none)
         ws="none",
         timeout_graceful_shutdown=5,
         server_header=False,
