@@ -14,7 +14,7 @@ from . import _routes_health, _routes_runs, _routes_sessions, _routes_storage
 from ._connections import LIMITS_KEY, ConnectionLimits
 from ._errors import install_error_handlers
 from ._guards import AccessGuard
-from ._limits import BodyLimits
+from ._limits import RequestLimits
 from ._logs import install_log_redaction
 from ._settings import ServerSettings
 from ._state import ServerState
@@ -69,6 +69,8 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
             expose_headers=["X-Subtask-Id", "X-Session-Id", "Retry-After"],
         )
-    app.add_middleware(BodyLimits, max_bytes=server.max_request_bytes)
+    app.add_middleware(
+        RequestLimits, max_bytes=server.max_request_bytes, max_head_bytes=server.max_head_bytes
+    )
     app.add_middleware(AccessGuard, server=server)  # the outermost: refused requests touch nothing
     return app

@@ -55,6 +55,7 @@ PROTOCOL_KEY = "chat_shell_http.protocol"  # lifespan state: set once HTTPProtoc
 
 _FD_RESERVE = 64  # descriptors kept for storage, model and tool connections, logs
 _WARN_EVERY = 10.0  # seconds between two "refused connections" log lines
+_LINGER = 2.0  # seconds a refused client has to read its answer before the socket goes
 
 
 def connection_cap(configured: int | None) -> int:
@@ -151,6 +152,7 @@ class _Guard(_ProtocolBase):
         self._deadline: asyncio.TimerHandle | None = None
         self._armed_cycle: Any = None
         self._head_bytes = 0
+        self._lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -162,6 +164,7 @@ class _Guard(_ProtocolBase):
                 "the server has too many open connections; try again shortly",
                 retryable=True,
                 headers=[(b"retry-after", b"1")],
+                linger=False,  # the descriptor is what is scarce
             )
             return
         self._arm()
@@ -171,13 +174,15 @@ class _Guard(_ProtocolBase):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # after an error answer: read and drop what the client still sends
         cycle = self.cycle
         if cycle is None or not cycle.more_body:  # these bytes are (part of) a head
             self._head_bytes += len(data)
         super().data_received(data)
         if self.cycle is not cycle:  # a head was parsed
             self._head_bytes = 0
-        elif self._head_bytes > self._limits.max_head_bytes and not self.transport.is_closing():
+        elif self._head_bytes > self._limits.max_head_bytes and not self._finished:
             self._answer(
                 431,
                 "request_head_too_large",
@@ -186,7 +191,7 @@ class _Guard(_ProtocolBase):
 
     def on_response_complete(self) -> None:
         # Armed before uvicorn starts a pipelined request, which then counts as a head that came.
-        if not self.transport.is_closing():
+        if not self._finished:
             self._arm()
         super().on_response_complete()
 
@@ -201,6 +206,11 @@ class _Guard(_ProtocolBase):
             "the request is not valid HTTP/1.1 (request line, a header, Content-Length or "
             "chunked encoding)",
         )
+
+    @property
+    def _finished(self) -> bool:
+        """Whether the connection is closing (or answered an error and waits to close)."""
+        return self._lingering or self.transport.is_closing()
 
     # -- the deadline ---------------------------------------------------------------------
 
@@ -217,7 +227,7 @@ class _Guard(_ProtocolBase):
     def _on_deadline(self) -> None:
         self._deadline = None
         cycle = self.cycle
-        if self.transport.is_closing() or cycle is not self._armed_cycle:
+        if self._finished or cycle is not self._armed_cycle:
             return  # a head came in time; the end of its answer arms the deadline again
         if cycle is not None and not cycle.response_complete:
             return  # a pipelined request is being answered
@@ -239,10 +249,18 @@ class _Guard(_ProtocolBase):
         *,
         retryable: bool = False,
         headers: list[tuple[bytes, bytes]] | None = None,
+        linger: bool = True,
     ) -> None:
         """Send an error answer of the documented shape and close the connection (or just
-        close it if an answer is already under way on it)."""
+        close it if an answer is already under way on it).
+
+        With ``linger``, the connection is closed in two steps, as RFC 9112 (9.6) advises:
+        our side first, then the socket, once the client closes its side (uvicorn closes on
+        end of file) or after a few seconds. Closing the socket at once while the client is
+        still sending would make the client's system drop the answer with a reset.
+        """
         cycle = self.cycle
+        self._disarm()
         if cycle is None or cycle.response_complete:
             body = error_json(code, message, retryable=retryable)
             lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()]
@@ -255,7 +273,12 @@ class _Guard(_ProtocolBase):
             ]
             lines += [name + b": " + value + b"\r\n" for name, value in fields]
             self.transport.write(b"".join([*lines, b"\r\n", body]))
-        self.transport.close()
+        if linger and self.transport.can_write_eof():
+            self._lingering = True
+            self.transport.write_eof()
+            self.loop.call_later(_LINGER, self.transport.close)
+        else:
+            self.transport.close()
 
 
 def guarded(base: type[asyncio.Protocol]) -> type[asyncio.Protocol]:

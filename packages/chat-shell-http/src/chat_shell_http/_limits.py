@@ -1,4 +1,4 @@
-"""Request-body limits (413, 415, 400) and the per-key rate limit (429 with Retry-After)."""
+"""Request limits (431, 413, 415, 400) and the per-key rate limit (429 with Retry-After)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ._errors import ApiError, send_error
 
 _LENGTH = re.compile(rb"[0-9]{1,18}")
 
-__all__ = ["BodyLimits", "RateLimiter"]
+__all__ = ["RateLimiter", "RequestLimits"]
 
 
 class RateLimiter:
@@ -43,6 +43,12 @@ class RateLimiter:
         self._buckets[key] = (tokens - 1.0, now)
 
 
+def _head_size(scope: Scope) -> int:
+    """About the size of the request line and headers as they were sent."""
+    size = len(scope["method"]) + len(scope.get("raw_path") or b"") + len(scope["query_string"])
+    return size + sum(len(name) + len(value) + 4 for name, value in scope["headers"]) + 16
+
+
 def _replay(messages: list[Message], receive: Receive) -> Receive:
     async def replay() -> Message:
         if messages:
@@ -52,18 +58,29 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replay
 
 
-class BodyLimits:
-    """Refuses, before the body is read whole, a body the API could not read: larger than
-    ``max_bytes`` (413), compressed (415: bodies are plain JSON), or with a ``Content-Length``
-    that is not a plain decimal number (400; uvicorn's own parsers refuse most such heads)."""
+class RequestLimits:
+    """Refuses, before the body is read whole, a request the API will not read: a head larger
+    than ``max_head_bytes`` (431; ``HTTPProtocol`` also stops one that is still arriving), a
+    body larger than ``max_bytes`` (413), a compressed body (415: bodies are plain JSON), or a
+    ``Content-Length`` that is not one plain decimal number (400; uvicorn's parsers refuse most
+    such heads themselves)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_head_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_head_bytes = max_head_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if _head_size(scope) > self.max_head_bytes:
+            await send_error(
+                send,
+                431,
+                "request_head_too_large",
+                f"the request line and headers are larger than {self.max_head_bytes} bytes",
+            )
             return
         lengths = []
         for name, value in scope["headers"]:
