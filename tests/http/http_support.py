@@ -161,10 +161,13 @@ class ProcessServer:
         )
 
     @classmethod
-    def uvicorn(cls, home: Path, *args: str, env: dict[str, str] | None = None) -> ProcessServer:
-        """``uvicorn --factory chat_shell_http:create_app ARGS``, as docs/http.md shows."""
+    def uvicorn(
+        cls, home: Path, *args: str, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+    ) -> ProcessServer:
+        """``uvicorn --factory chat_shell_http:create_app ARGS``, as docs/http.md shows
+        (``host``: the address requests go to)."""
         command = [sys.executable, "-m", "uvicorn", "--factory", "chat_shell_http:create_app"]
-        return cls(home, *args, env=env, command=command)
+        return cls(home, *args, env=env, command=command, host=host)
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -174,7 +177,7 @@ class ProcessServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log()}")
+                raise RuntimeError(f"server exited: {self.stop()}")
             try:
                 answer = httpx.get(f"{self.url}/v1/health", timeout=1)
                 if status is None or answer.status_code == status:
@@ -182,7 +185,7 @@ class ProcessServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"server did not become ready: {self.log()}")
+        raise RuntimeError(f"server did not become ready: {self.stop()}")
 
     def stop(self) -> str:
         """Stop the server; its output."""
