@@ -19,7 +19,7 @@ REDACTED = "[redacted]"
 # A query parameter: after "?" or "&" (or ";"), a name, "=", a value up to the next separator.
 _PARAM = re.compile(r"(?P<lead>[?&;](?P<name>[^=&;#?\s\"]+)=)(?P<value>[^&;#\s\"]*)")
 # Names that usually carry a credential: api_key, apikey, access_token, key, token, secret, …
-_SECRET_NAME = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|session", re.I)
+_SECRET_NAME = re.compile(r"key|token|secret|pass|pwd|auth|sig|credential|session", re.I)
 
 
 def redact_query_secrets(text: str) -> str:
