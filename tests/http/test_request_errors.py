@@ -8,10 +8,12 @@ import asyncio
 import gzip
 import json
 import zlib
+from pathlib import Path
 from typing import Any
 
 import httpx
-from http_support import ThreadServer, assert_error_shape, user
+from chat_shell.testing import ScriptedModelServer
+from http_support import ThreadServer, assert_error_shape, make_settings, user
 
 
 async def raw_answer(port: int, request: bytes) -> tuple[int, dict[str, str], Any]:
@@ -149,3 +151,25 @@ async def test_last_event_id_must_be_a_seq_as_the_stream_wrote_it(server: Thread
         whole = await client.get(url, params={"stream": "true", "after": "-1"})
         assert whole.text.count("data: ") == last + 1
         await client.delete(f"/v1/sessions/{run['session_id']}")
+
+
+async def test_a_refused_cors_preflight_is_json(
+    upstream: ScriptedModelServer, tmp_path: Path
+) -> None:
+    settings = make_settings(upstream.url, tmp_path, cors_origins=["https://app.example"])
+    running = ThreadServer(settings).start()
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+            for origin, method in (
+                ("https://evil.example", "POST"),
+                ("https://app.example", "PUT"),
+            ):
+                preflight = {"Origin": origin, "Access-Control-Request-Method": method}
+                refused = await client.options("/v1/response", headers=preflight)
+                assert_error_shape(refused, 400, "cors_not_allowed")
+            allowed = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+            answer = await client.options("/v1/response", headers=allowed)
+            assert answer.status_code == 200
+            assert answer.headers["access-control-allow-origin"] == "https://app.example"
+    finally:
+        running.stop()

@@ -9,10 +9,12 @@ from typing import Any
 from chat_shell import Settings, StorageProvider, load_settings
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.datastructures import Headers
+from starlette.responses import Response
 
 from . import _routes_health, _routes_runs, _routes_sessions, _routes_storage
 from ._connections import LIMITS_KEY, ConnectionLimits
-from ._errors import install_error_handlers
+from ._errors import error_json, install_error_handlers
 from ._guards import AccessGuard
 from ._limits import RequestLimits
 from ._logs import install_log_redaction
@@ -20,6 +22,24 @@ from ._settings import ServerSettings
 from ._state import ServerState
 
 __all__ = ["create_app"]
+
+
+class _CORS(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the one error shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        headers = {
+            k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")
+        }
+        body = error_json(
+            "cors_not_allowed",
+            f"not allowed by the server's cors_origins: {refused}",
+        )
+        return Response(body, 400, headers=headers, media_type="application/json")
 
 
 def create_app(
@@ -63,7 +83,7 @@ def create_app(
         app.include_router(module.router)
     if server.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            _CORS,
             allow_origins=server.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
