@@ -187,6 +187,27 @@ async def test_a_head_larger_than_max_head_bytes_gets_431(limited: ThreadServer)
         assert (await client.get("/v1/health", headers={"X-Ok": "a" * 2000})).status_code == 200
 
 
+async def test_bad_bytes_after_a_request_do_not_cut_or_corrupt_its_answer(
+    limited: ThreadServer,
+) -> None:
+    """Garbage or an oversized head pipelined behind a good request: the good request is
+    answered whole, nothing is mixed into that answer, then the connection closes."""
+    good = b"POST /v1/response HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    payload = json.dumps({"messages": user("slow 4 100")}).encode()
+    good += b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+    for after in (b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 8000):
+        reader, writer = await asyncio.open_connection("127.0.0.1", limited.port)
+        try:
+            writer.write(good + after)
+            answer = await read_until_closed(reader, 30)
+        finally:
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        first, _, rest = answer.partition(b"event: complete")
+        assert b"HTTP/1.1" not in first[8:]  # nothing mixed into the stream
+        assert b"HTTP/1.1 200" not in rest
+
+
 @pytest.mark.parametrize("protocol", list(PROTOCOLS))
 async def test_connections_beyond_the_cap_get_503_and_a_log_line(
     protocol: str,

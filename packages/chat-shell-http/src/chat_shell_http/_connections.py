@@ -251,8 +251,8 @@ class _Guard(_ProtocolBase):
         headers: list[tuple[bytes, bytes]] | None = None,
         linger: bool = True,
     ) -> None:
-        """Send an error answer of the documented shape and close the connection (or just
-        close it if an answer is already under way on it).
+        """Send an error answer of the documented shape and close the connection (once the
+        answer under way on it, if any, is sent: that one is not cut, nor is ours mixed in).
 
         With ``linger``, the connection is closed in two steps, as RFC 9112 (9.6) advises:
         our side first, then the socket, once the client closes its side (uvicorn closes on
@@ -261,18 +261,22 @@ class _Guard(_ProtocolBase):
         """
         cycle = self.cycle
         self._disarm()
-        if cycle is None or cycle.response_complete:
-            body = error_json(code, message, retryable=retryable)
-            lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()]
-            fields = [
-                *self.server_state.default_headers,
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-                *(headers or []),
-            ]
-            lines += [name + b": " + value + b"\r\n" for name, value in fields]
-            self.transport.write(b"".join([*lines, b"\r\n", body]))
+        if cycle is not None and not cycle.response_complete:
+            # Bad bytes after a request: answer that one (as uvicorn does at shutdown), then close.
+            self._lingering = True
+            cycle.keep_alive = False
+            return
+        body = error_json(code, message, retryable=retryable)
+        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()]
+        fields = [
+            *self.server_state.default_headers,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            *(headers or []),
+        ]
+        lines += [name + b": " + value + b"\r\n" for name, value in fields]
+        self.transport.write(b"".join([*lines, b"\r\n", body]))
         if linger and self.transport.can_write_eof():
             self._lingering = True
             self.transport.write_eof()
