@@ -55,12 +55,30 @@ def make_settings(upstream_url: str, home: Path, **server: Any) -> Any:
     )
 
 
-class ThreadServer:
-    """uvicorn serving ``create_app(settings)`` in a thread of this process."""
+def write_config(home: Path, upstream_url: str | None = None, **server: Any) -> None:
+    """A ``config.toml`` in ``home``: the scripted model (if given) and a ``[server]`` table."""
+    lines = []
+    if upstream_url is not None:
+        lines += [
+            f'model = "{MODEL}"',
+            "retries = 0",
+            f'[models."{MODEL}"]',
+            f'api_base = "{upstream_url}"',
+            'api_key = "sk-test-upstream"',
+        ]
+    lines.append("[server]")
+    lines += [f"{key} = {json.dumps(value)}" for key, value in server.items()]
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text("\n".join(lines) + "\n")
 
-    def __init__(self, settings: Any) -> None:
+
+class ThreadServer:
+    """uvicorn serving ``create_app(settings)`` in a thread of this process, with the server's
+    own HTTP protocol (``http``: another protocol class)."""
+
+    def __init__(self, settings: Any, http: Any = None) -> None:
         import uvicorn
-        from chat_shell_http import create_app
+        from chat_shell_http import HTTPProtocol, create_app
 
         self.app = create_app(settings)
         self.port = free_port()
@@ -71,6 +89,7 @@ class ThreadServer:
             port=self.port,
             log_level="warning",
             access_log=False,
+            http=http or HTTPProtocol,  # as `chat-shell serve`
             ws="none",
             lifespan="on",
             timeout_graceful_shutdown=2,
@@ -115,43 +134,69 @@ class ThreadServer:
 
 
 class ProcessServer:
-    """``python -m chat_shell_http`` in a subprocess, as a user runs it."""
+    """``python -m chat_shell_http`` in a subprocess, as a user runs it (``command``: another
+    way to start it, given the port); its output goes to ``log_path``."""
 
-    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
         environ = {**os.environ, "CHAT_SHELL_HOME": str(home), **(env or {})}
+        home.mkdir(parents=True, exist_ok=True)
+        self.log_path = home / f"server-{self.port}.log"
+        self._log = self.log_path.open("w")
+        base = command or [sys.executable, "-m", "chat_shell_http"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "chat_shell_http", "--port", str(self.port), *args],
+            [*base, "--port", str(self.port), *args],
             env=environ,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             text=True,
         )
 
-    def wait_ready(self, timeout: float = 30) -> ProcessServer:
+    @classmethod
+    def uvicorn(
+        cls, home: Path, *args: str, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+    ) -> ProcessServer:
+        """``uvicorn --factory chat_shell_http:create_app ARGS``, as docs/http.md shows
+        (``host``: the address requests go to)."""
+        command = [sys.executable, "-m", "uvicorn", "--factory", "chat_shell_http:create_app"]
+        return cls(home, *args, env=env, command=command, host=host)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_ready(self, timeout: float = 30, status: int | None = 200) -> ProcessServer:
+        """Wait until ``/v1/health`` answers (with ``status``; ``None``: any answer)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                assert self.process.stderr is not None
-                raise RuntimeError(f"server exited: {self.process.stderr.read()}")
+                raise RuntimeError(f"server exited: {self.stop()}")
             try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                answer = httpx.get(f"{self.url}/v1/health", timeout=1)
+                if status is None or answer.status_code == status:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("server did not become ready")
+        raise RuntimeError(f"server did not become ready: {self.stop()}")
 
-    def stop(self) -> None:
+    def stop(self) -> str:
+        """Stop the server; its output."""
         self.process.terminate()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        self._log.close()
+        return self.log()
 
 
 # -- a small SSE client ----------------------------------------------------------------------

@@ -58,32 +58,28 @@ async def test_keys_are_required_and_isolated(secured: ThreadServer) -> None:
         run_id = run["subtask_id"]
         assert run["content"] == "echo: mine"
 
-        # Key B sees none of it: 404 everywhere, as if it did not exist.
+        # Key B sees none of it: A's run is 404, A's session id names no session of B's.
         b = auth(KEY_B)
         assert_error_shape(await client.get(f"/v1/response/{run_id}", headers=b), 404)
         assert_error_shape(await client.get(f"/v1/response/{run_id}?stream=true", headers=b), 404)
         assert_error_shape(await client.delete(f"/v1/response/{run_id}", headers=b), 404)
         assert_error_shape(await client.get("/v1/sessions/a-1/history", headers=b), 404)
         assert_error_shape(await client.delete("/v1/sessions/a-1", headers=b), 404)
-        assert_error_shape(
-            await client.post(
-                "/v1/response",
-                json={"messages": user("intrude"), "session_id": "a-1"},
-                headers=b,
-            ),
-            404,
-        )
-        assert_error_shape(await client.get("/api/v1/sessions/a-1/messages", headers=b), 404)
-        assert_error_shape(
-            await client.post(
-                "/api/v1/sessions/a-1/messages",
-                json={"messages": [{"role": "user", "content": "x"}]},
-                headers=b,
-            ),
-            404,
-        )
+        got = await client.get("/api/v1/sessions/a-1/messages", headers=b)
+        assert got.json() == {"messages": []}
         listed = (await client.get("/v1/sessions", headers=b)).json()["sessions"]
         assert "a-1" not in [s["id"] for s in listed]
+        # B's own "a-1" is another session: B's turn there does not reach A's.
+        theirs = await client.post(
+            "/v1/response",
+            json={"messages": user("intrude"), "session_id": "a-1", "stream": False},
+            headers=b,
+        )
+        assert theirs.json()["session_id"] == "a-1"
+        assert run_id not in theirs.text
+        history = (await client.get("/v1/sessions/a-1/history", headers=b)).json()["messages"]
+        assert [m["content"] for m in history] == ["intrude", "echo: intrude"]
+        assert (await client.delete("/v1/sessions/a-1", headers=b)).status_code == 204
 
         # Key A still has it, untouched.
         a = auth(KEY_A)

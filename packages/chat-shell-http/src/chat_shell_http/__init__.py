@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._app import create_app
 from ._auth import Principal
+from ._connections import HTTPProtocol
 from ._errors import ErrorBody, ErrorInfo
 from ._schemas import ChatMessage, ChatRequest, RunInfo
 from ._settings import ServerSettings, hash_api_key
@@ -30,6 +31,7 @@ __all__ = [
     "ChatRequest",
     "ErrorBody",
     "ErrorInfo",
+    "HTTPProtocol",
     "Principal",
     "RunInfo",
     "ServerSettings",

@@ -6,18 +6,42 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-__all__ = ["Authenticator", "Principal"]
+__all__ = ["MAX_SESSION_ID", "Authenticator", "Principal"]
+
+MAX_SESSION_ID = 128  # as core's validate_session_id
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: ``owner`` is the API key's id (``None`` when auth is off).
 
-    Sessions and runs record the owner that created them; another owner gets 404, as if they
-    did not exist. With auth off there is one anonymous principal that sees everything.
+    Sessions and runs record the owner that created them. Session ids are per key: a key's
+    session ``s1`` is stored as ``<owner>:s1``, so another key's ``s1`` is a different session
+    and no key can tell which ids others use. With auth off there is one anonymous principal
+    that sees everything, under the ids as given (shared with ``chat-shell chat``).
     """
 
     owner: str | None
+
+    @property
+    def max_session_id(self) -> int:
+        """The longest session id this caller may use (a key's prefix takes some room)."""
+        return MAX_SESSION_ID - (0 if self.owner is None else len(self.owner) + 1)
+
+    def session_key(self, session_id: str) -> str | None:
+        """The id under which this caller's session ``session_id`` is stored (``None``: too
+        long to be stored with this key's prefix)."""
+        if self.owner is None:
+            return session_id
+        if len(session_id) > self.max_session_id:
+            return None
+        return f"{self.owner}:{session_id}"
+
+    def public_session_id(self, stored_id: str) -> str:
+        """The id this caller knows a stored session by."""
+        if self.owner is None:
+            return stored_id
+        return stored_id.removeprefix(self.owner + ":")
 
     def can_access(self, stored_owner: str | None) -> bool:
         if self.owner is None:

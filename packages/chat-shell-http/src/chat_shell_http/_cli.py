@@ -39,9 +39,13 @@ def serve(
             log_level=log_level,
         )
         server.check_bind()
+        problem = _cannot_listen(server.host, server.port)
+        if problem:
+            raise UserError(f"cannot listen on {server.url}: {problem}")
         import uvicorn
 
         from ._app import create_app
+        from ._connections import HTTPProtocol
 
         app = create_app(settings, server=server)
     except UserError as exc:
@@ -51,8 +55,7 @@ def serve(
     if not server.auth_enabled and insecure_no_auth:
         auth = "NO AUTH (--insecure-no-auth)"
     print(
-        f"chat-shell serve: http://{server.host}:{server.port} ({auth}; "
-        f"storage {settings.storage}); docs at /docs",
+        f"chat-shell serve: {server.url} ({auth}; storage {settings.storage}); docs at /docs",
         file=sys.stderr,
         flush=True,
     )
@@ -62,11 +65,31 @@ def serve(
         port=server.port,
         log_level=server.log_level,
         access_log=server.access_log,
+        http=HTTPProtocol,  # head deadline, head size and connection cap (uvicorn has none)
         ws="none",
         timeout_graceful_shutdown=5,
         server_header=False,
     )
     return 0
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the server could not listen on ``host:port`` (no such address here, port taken),
+    found before uvicorn starts, which would say it in several log lines and exit 3."""
+    import socket
+
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def register(app: "typer.Typer") -> None:

@@ -6,6 +6,7 @@ validation errors). Bodies never carry tracebacks, keys or a provider's error te
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -15,14 +16,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Send
 
 __all__ = [
     "ApiError",
     "ErrorBody",
     "ErrorInfo",
+    "error_json",
     "error_response",
     "install_error_handlers",
     "public_error",
+    "send_error",
 ]
 
 logger = logging.getLogger("chat_shell_http")
@@ -61,6 +66,38 @@ class ApiError(Exception):
         self.message = message
         self.retryable = retryable
         self.headers = headers
+
+
+def error_json(code: str, message: str, *, retryable: bool = False) -> bytes:
+    """The error body as bytes, for answers sent below FastAPI (middleware, the HTTP protocol)."""
+    error = {"code": code, "message": message, "retryable": retryable}
+    return json.dumps({"error": error}, separators=(",", ":")).encode()
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    retryable: bool = False,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """Answer an error from ASGI middleware, before the application sees the request."""
+    body = error_json(code, message, retryable=retryable)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(
@@ -137,6 +174,22 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _methods_of(request: Request) -> list[str]:
+    """Every method some route of the app accepts on this request's path (asked of the routes
+    themselves: FastAPI nests included routers)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error (ours, FastAPI's, Starlette's, unexpected ones) to the one body."""
 
@@ -163,14 +216,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        headers = getattr(exc, "headers", None)
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if status == 400:  # FastAPI's own: a body it could not decode (not UTF-8 JSON)
+            message = "the request body is not valid JSON (UTF-8)"
+        elif status == 405:  # Starlette names the methods of one route; the path may have more
+            headers = {**(headers or {}), "Allow": ", ".join(_methods_of(request))}
         code = {
+            400: "invalid_json",
             401: "unauthorized",
             403: "forbidden",
             404: "not_found",
             405: "method_not_allowed",
-        }.get(exc.status_code, "http_error")
-        message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        }.get(status, "http_error")
+        return error_response(status, code, message, headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)

@@ -1,15 +1,18 @@
-"""Request-size limit (413) and per-key rate limit (429 with Retry-After)."""
+"""Request limits (431, 413, 415, 400) and the per-key rate limit (429 with Retry-After)."""
 
 from __future__ import annotations
 
 import math
+import re
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._errors import ApiError
+from ._errors import ApiError, send_error
 
-__all__ = ["BodySizeLimit", "RateLimiter"]
+_LENGTH = re.compile(rb"[0-9]{1,18}")
+
+__all__ = ["RateLimiter", "RequestLimits"]
 
 
 class RateLimiter:
@@ -40,6 +43,12 @@ class RateLimiter:
         self._buckets[key] = (tokens - 1.0, now)
 
 
+def _head_size(scope: Scope) -> int:
+    """About the size of the request line and headers as they were sent."""
+    size = len(scope["method"]) + len(scope.get("raw_path") or b"") + len(scope["query_string"])
+    return size + sum(len(name) + len(value) + 4 for name, value in scope["headers"]) + 16
+
+
 def _replay(messages: list[Message], receive: Receive) -> Receive:
     async def replay() -> Message:
         if messages:
@@ -49,67 +58,81 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replay
 
 
-class BodySizeLimit:
-    """Refuses request bodies larger than ``max_bytes`` with 413, before they are read whole."""
+class RequestLimits:
+    """Refuses, before the body is read whole, a request the API will not read: a head larger
+    than ``max_head_bytes`` (431; ``HTTPProtocol`` also stops one that is still arriving), a
+    body larger than ``max_bytes`` (413), a compressed body (415: bodies are plain JSON), or a
+    ``Content-Length`` that is not one plain decimal number (400; uvicorn's parsers refuse most
+    such heads themselves)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_head_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_head_bytes = max_head_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if _head_size(scope) > self.max_head_bytes:
+            await send_error(
+                send,
+                431,
+                "request_head_too_large",
+                f"the request line and headers are larger than {self.max_head_bytes} bytes",
+            )
+            return
+        lengths = []
         for name, value in scope["headers"]:
             if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    length = 0
-                if length > self.max_bytes:
-                    await self._refuse(send)
-                    return
-        if not any(name == b"content-length" for name, _ in scope["headers"]):
-            # A body of unknown length (chunked) is read here, up to the limit, and replayed.
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    await self.app(scope, _replay([message], receive), send)
-                    return
-                body = message.get("body", b"")
-                size += len(body)
-                if size > self.max_bytes:
-                    # Read (and drop) a bounded rest first, so the client can read the answer.
-                    while message.get("more_body", False) and size < 8 * self.max_bytes + 1_048_576:
-                        message = await receive()
-                        size += len(message.get("body", b""))
-                    await self._refuse(send)
-                    return
-                chunks.append(body)
-                if not message.get("more_body", False):
-                    break
-            whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            await self.app(scope, _replay([whole], receive), send)
+                lengths.append(value)
+            elif name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+                await send_error(
+                    send,
+                    415,
+                    "unsupported_content_encoding",
+                    "request bodies are not compressed here: send them without Content-Encoding",
+                    headers=[(b"accept-encoding", b"identity")],
+                )
+                return
+        if lengths:
+            if any(not _LENGTH.fullmatch(v) for v in lengths) or len(set(lengths)) > 1:
+                await send_error(
+                    send, 400, "bad_content_length", "Content-Length must be one decimal number"
+                )
+                return
+            if int(lengths[0]) > self.max_bytes:
+                await self._refuse(send)
+                return
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        # A body of unknown length (chunked) is read here, up to the limit, and replayed.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                # Read (and drop) a bounded rest first, so the client can read the answer.
+                while message.get("more_body", False) and size < 8 * self.max_bytes + 1_048_576:
+                    message = await receive()
+                    size += len(message.get("body", b""))
+                await self._refuse(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
 
     async def _refuse(self, send: Send) -> None:
-        body = (
-            b'{"error":{"code":"request_too_large","message":"the request body is larger than '
-            + str(self.max_bytes).encode()
-            + b' bytes","retryable":false}}'
+        await send_error(
+            send,
+            413,
+            "request_too_large",
+            f"the request body is larger than {self.max_bytes} bytes",
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -30,7 +31,7 @@ RunId = Annotated[str, Path(max_length=200, description="the run's id, from `sub
 
 
 def _run_json(record: RunRecord) -> JSONResponse:
-    return JSONResponse(RunInfo.from_run(record.run).model_dump(mode="json"))
+    return JSONResponse(RunInfo.from_run(record.run, record.session_id).model_dump(mode="json"))
 
 
 def _stream(state: ServerState, record: RunRecord, after: int) -> Response:
@@ -67,24 +68,27 @@ async def create_response(body: ChatRequest, state: State, principal: CurrentPri
     return _run_json(record)
 
 
-def _resume_point(record: RunRecord, last_event_id: str | None, after: int | None) -> int:
-    if last_event_id is not None:
-        try:
-            after = int(last_event_id.strip())
-        except ValueError:
-            raise ApiError(
-                400, "bad_last_event_id", "Last-Event-ID must be the seq of an event"
-            ) from None
-    if after is None:
+# A seq as the stream wrote it: plain ASCII digits, no sign, space, "_" or leading zero
+# (int() would take "0_0", " 1", "+1" and "١"); "-1" asks for the whole run.
+_SEQ = re.compile(r"-1|0|[1-9][0-9]{0,17}")
+
+
+def _resume_point(record: RunRecord, last_event_id: str | None, after: str | None) -> int:
+    given = last_event_id if last_event_id is not None else after
+    if given is None:
         return -1
+    if not _SEQ.fullmatch(given):
+        name = "Last-Event-ID" if last_event_id is not None else "after"
+        raise ApiError(400, "bad_last_event_id", f"{name} must be the seq of an event (digits)")
+    seq = int(given)
     last = len(record.run.events) - 1
-    if after < -1 or after > last:
+    if seq > last:
         raise ApiError(
             400,
             "bad_last_event_id",
-            f"no event {after} in this run (its last event so far is {last})",
+            f"no event {seq} in this run (its last event so far is {last})",
         )
-    return after
+    return seq
 
 
 @router.get(
@@ -100,7 +104,8 @@ async def get_response(
     principal: CurrentPrincipal,
     stream: Annotated[bool | None, Query(description="true: stream the events (SSE)")] = None,
     after: Annotated[
-        int | None, Query(description="resume after this seq (like Last-Event-ID)")
+        str | None,
+        Query(description="resume after this seq (like Last-Event-ID; -1: from the start)"),
     ] = None,
     last_event_id: Annotated[str | None, Header(description="resume after this seq")] = None,
 ) -> Response:

@@ -28,7 +28,8 @@ async def list_sessions(
 ) -> SessionList:
     """Your sessions, most recently updated first, one page at a time."""
     sessions = await state.history.list_sessions(limit=limit, offset=offset, owner=principal.owner)
-    return SessionList(sessions=sessions, limit=limit, offset=offset)
+    shown = [s.model_copy(update={"id": principal.public_session_id(s.id)}) for s in sessions]
+    return SessionList(sessions=shown, limit=limit, offset=offset)
 
 
 @router.get("/v1/sessions/{session_id}/history", response_model=HistoryPage, responses=_ERRORS)
@@ -39,8 +40,8 @@ async def session_history(
     limit: Annotated[int | None, Query(ge=0, le=100_000)] = None,
 ) -> HistoryPage:
     """The session's messages, oldest first (with `limit`: the last `limit`)."""
-    await state.session_for(session_id, principal)
-    messages = await state.history.get_history(session_id, limit)
+    key, _ = await state.session_for(session_id, principal)
+    messages = await state.history.get_history(key, limit)
     return HistoryPage(session_id=session_id, messages=messages)
 
 
@@ -49,10 +50,10 @@ async def session_history(
 )
 async def delete_session(session_id: SessionId, state: State, principal: CurrentPrincipal) -> None:
     """Delete the session and its history (409 while a run is in progress in it)."""
-    await state.session_for(session_id, principal)
-    running = state.runs.session_run(session_id)
+    key, _ = await state.session_for(session_id, principal)
+    running = state.runs.session_run(key)
     if running is not None:
         raise ApiError(
             409, "session_busy", f"run {running} is in progress in this session; cancel it first"
         )
-    await state.history.delete_session(session_id)
+    await state.history.delete_session(key)

@@ -1,21 +1,20 @@
 """``/api/v1/sessions``: the remote-storage protocol, over the server's own storage.
 
 It is what chat-shell's ``remote`` storage backend speaks; each method of ``HistoryStorage``
-is one call. Sessions belong to the API key that created them, as everywhere on this server.
+is one call. Session ids are per API key, as everywhere on this server: another key's session
+is, to the caller, one that does not exist.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from chat_shell import NotFoundError, SessionInfo, validate_session_id
+from chat_shell import SessionInfo
 from fastapi import APIRouter, Query, Response
 
-from ._auth import Principal
 from ._deps import CurrentPrincipal, SessionId, State
 from ._errors import ErrorBody
 from ._schemas import AppendMessages, MessageList, SessionList, SessionUpdate
-from ._state import ServerState
 
 __all__ = ["router"]
 
@@ -24,26 +23,6 @@ router = APIRouter(prefix="/api/v1", tags=["remote storage"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 401, 404, 413, 422, 429, 503)
 }
-
-
-def _visible(info: SessionInfo, principal: Principal) -> SessionInfo:
-    return info.model_copy(update={"owner": principal.visible_owner(info.owner)})
-
-
-async def _existing(state: ServerState, session_id: str, principal: Principal) -> bool:
-    """Whether the session exists; ``NotFoundError`` if it is someone else's."""
-    validate_session_id(session_id)
-    try:
-        await state.session_for(session_id, principal)
-    except NotFoundError:
-        if principal.owner is None:
-            return False
-        try:
-            await state.history.get_session(session_id)
-        except NotFoundError:
-            return False
-        raise
-    return True
 
 
 @router.get("/sessions", response_model=SessionList, responses=_ERRORS)
@@ -59,7 +38,7 @@ async def storage_list_sessions(
         limit=limit, offset=offset, owner=principal.storage_owner(owner)
     )
     return SessionList(
-        sessions=[_visible(s, principal) for s in sessions], limit=limit, offset=offset
+        sessions=[state.visible(s, principal) for s in sessions], limit=limit, offset=offset
     )
 
 
@@ -68,7 +47,8 @@ async def storage_get_session(
     session_id: SessionId, state: State, principal: CurrentPrincipal
 ) -> SessionInfo:
     """`get_session(session_id)`."""
-    return _visible(await state.session_for(session_id, principal), principal)
+    _, info = await state.session_for(session_id, principal)
+    return state.visible(info, principal)
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionInfo, responses=_ERRORS)
@@ -76,9 +56,9 @@ async def storage_update_session(
     session_id: SessionId, body: SessionUpdate, state: State, principal: CurrentPrincipal
 ) -> SessionInfo:
     """`update_session(session_id, title=, metadata=)`."""
-    await state.session_for(session_id, principal)
-    info = await state.history.update_session(session_id, title=body.title, metadata=body.metadata)
-    return _visible(info, principal)
+    key, _ = await state.session_for(session_id, principal)
+    info = await state.history.update_session(key, title=body.title, metadata=body.metadata)
+    return state.visible(info, principal)
 
 
 @router.delete(
@@ -88,8 +68,8 @@ async def storage_delete_session(
     session_id: SessionId, state: State, principal: CurrentPrincipal
 ) -> None:
     """`delete_session(session_id)`."""
-    await state.session_for(session_id, principal)
-    await state.history.delete_session(session_id)
+    key, _ = await state.session_for(session_id, principal)
+    await state.history.delete_session(key)
 
 
 @router.get("/sessions/{session_id}/messages", response_model=MessageList, responses=_ERRORS)
@@ -100,9 +80,10 @@ async def storage_get_messages(
     limit: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
 ) -> MessageList:
     """`get_history(session_id, limit)`: an unknown session has no messages."""
-    if not await _existing(state, session_id, principal):
+    key, info = await state.find_session(session_id, principal)
+    if info is None:
         return MessageList(messages=[])
-    return MessageList(messages=await state.history.get_history(session_id, limit))
+    return MessageList(messages=await state.history.get_history(key, limit))
 
 
 @router.post(
@@ -115,9 +96,9 @@ async def storage_append_messages(
     session_id: SessionId, body: AppendMessages, state: State, principal: CurrentPrincipal
 ) -> None:
     """`append_messages(session_id, messages, owner=)`: all or none, creating the session."""
-    await _existing(state, session_id, principal)
+    key, _ = await state.find_session(session_id, principal)
     await state.history.append_messages(
-        session_id, body.messages, owner=principal.storage_owner(body.owner)
+        key, body.messages, owner=principal.storage_owner(body.owner)
     )
 
 
@@ -131,5 +112,6 @@ async def storage_clear_history(
     session_id: SessionId, state: State, principal: CurrentPrincipal
 ) -> None:
     """`clear_history(session_id)`: the session stays, with no messages."""
-    if await _existing(state, session_id, principal):
-        await state.history.clear_history(session_id)
+    key, info = await state.find_session(session_id, principal)
+    if info is not None:
+        await state.history.clear_history(key)

@@ -22,6 +22,12 @@ class RunRecord:
     cancel_on_disconnect: bool = False
     watchers: int = 0
     finished_at: float | None = field(default=None)
+    client_session_id: str | None = None  # the id its client knows the session by
+
+    @property
+    def session_id(self) -> str:
+        """The run's session, as its client knows it (stored with a key prefix, see Principal)."""
+        return self.client_session_id or self.run.session_id
 
 
 class RunRegistry:
@@ -57,12 +63,13 @@ class RunRegistry:
         return len(self._finished)
 
     def check_session_free(self, session_id: str) -> None:
+        """409 if the stored session ``session_id`` has a run (only its own key gets here)."""
         if session_id in self._busy:
             raise ApiError(
                 409,
                 "session_busy",
-                f"session {session_id} has a run in progress "
-                f"({self._busy[session_id]}); wait for its end or cancel it",
+                f"the session has a run in progress ({self._busy[session_id]}); wait for its "
+                "end or cancel it",
                 retryable=True,
                 headers={"Retry-After": "1"},
             )
@@ -73,9 +80,11 @@ class RunRegistry:
         plan: RunPlan,
         principal: Principal,
         *,
+        session_id: str | None = None,
         cancel_on_disconnect: bool = False,
     ) -> RunRecord:
-        """Start a run of ``plan`` for ``principal``; 409 if its session is busy."""
+        """Start a run of ``plan`` for ``principal`` (``session_id``: the session's id as the
+        client knows it, default ``plan.session_id``); 409 if its session is busy."""
         self.purge()
         self.check_session_free(plan.session_id)
         if len(self._active) >= self.max_active:
@@ -88,7 +97,7 @@ class RunRegistry:
             )
         plan.owner = principal.owner
         run = agent.start(plan)
-        record = RunRecord(run, principal.owner, cancel_on_disconnect)
+        record = RunRecord(run, principal.owner, cancel_on_disconnect, client_session_id=session_id)
         self._active[run.id] = record
         self._busy[plan.session_id] = run.id
         assert run.task is not None

@@ -81,11 +81,12 @@ class RunInfo(BaseModel):
     last_seq: int = Field(description="seq of the latest event (-1: none yet)")
 
     @classmethod
-    def from_run(cls, run: AgentRun) -> RunInfo:
+    def from_run(cls, run: AgentRun, session_id: str | None = None) -> RunInfo:
+        """The run's info (``session_id``: its session as the client knows it)."""
         summary = run.summary()
         return cls(
             subtask_id=summary["run_id"],
-            session_id=summary["session_id"],
+            session_id=summary["session_id"] if session_id is None else session_id,
             status=summary["status"],
             created_at=summary["created_at"],
             started_at=summary["started_at"],

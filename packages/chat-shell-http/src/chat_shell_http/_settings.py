@@ -27,13 +27,18 @@ def hash_api_key(key: str) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable from this machine only."""
-    if host in {"localhost", "localhost."}:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine
+    only: ``localhost``, 127.0.0.0/8, ``::1`` (also as ``::ffff:127.0.0.1``)."""
+    name = host.strip().lower().removesuffix(".")
+    if name == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 class ServerSettings(BaseModel):
@@ -90,8 +95,45 @@ class ServerSettings(BaseModel):
     send_timeout_seconds: float = Field(
         default=30.0, gt=0, description="a stream whose client takes no data this long is cut"
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names accepted ('api.example.com', '*.example.com', '*': any); "
+        "empty: without API keys only loopback names (localhost, 127.0.0.1, [::1]), with keys any",
+    )
+    head_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a request's line and headers must arrive within this, counted from the "
+        "connection's start or the end of the previous answer (else the connection is closed)",
+    )
+    max_head_bytes: int = Field(
+        default=32_768, ge=1024, description="largest request line and headers (431 beyond)"
+    )
+    max_connections: int | None = Field(
+        default=None,
+        gt=0,
+        description="open connections at most (503 beyond); None: half the process's "
+        "file-descriptor limit",
+    )
     log_level: str = Field(default="info", description="uvicorn log level")
     access_log: bool = Field(default=True, description="log one line per request")
+
+    @field_validator("host")
+    @classmethod
+    def _plain_host(cls, value: str) -> str:
+        # "[::1]" is how a URL writes an IPv6 address; a socket is bound to "::1".
+        value = value.strip()
+        if value.startswith("[") and value.endswith("]"):
+            return value[1:-1]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.strip() or any(c in item for c in "/ \t"):
+                raise ValueError(f"allowed_hosts entries are host names, not {item!r}")
+        return value
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -148,6 +190,11 @@ class ServerSettings(BaseModel):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_keys or self.api_key_hashes)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def check_bind(self) -> None:
         """Refuse to listen beyond this machine without API keys (unless told to)."""

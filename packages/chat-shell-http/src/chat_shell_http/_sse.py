@@ -29,8 +29,9 @@ logger = logging.getLogger("chat_shell_http")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def event_payload(event: ChatEvent) -> dict[str, Any]:
-    """The event as the JSON clients receive (a model error's provider text is replaced)."""
+def event_payload(event: ChatEvent, session_id: str | None = None) -> dict[str, Any]:
+    """The event as the JSON clients receive (a model error's provider text is replaced;
+    ``session_id``: the session's id as the client knows it, default the event's)."""
     data = event.data
     event_type = event.event_type
     if event_type == "error":
@@ -39,17 +40,17 @@ def event_payload(event: ChatEvent) -> dict[str, Any]:
         "event_type": event_type,
         "data": data,
         "run_id": event.run_id,
-        "session_id": event.session_id,
+        "session_id": event.session_id if session_id is None else session_id,
         "seq": event.seq,
         "timestamp": event.timestamp,
     }
 
 
-def encode_event(event: ChatEvent) -> bytes:
+def encode_event(event: ChatEvent, session_id: str | None = None) -> bytes:
     """One SSE frame: ``event: <type>``, ``id: <seq>``, ``data: <ChatEvent JSON>``."""
     return (
         f"event: {event.event_type.value}\nid: {event.seq}\ndata: "
-        f"{_dumps(event_payload(event))}\n\n".encode()
+        f"{_dumps(event_payload(event, session_id))}\n\n".encode()
     )
 
 
@@ -61,10 +62,11 @@ async def _frames(
     registry.streams += 1
     record.watchers += 1
     finished = False
+    session_id = record.session_id
     try:
         batch: list[bytes] = []
         async for event in run.follow(after):
-            batch.append(encode_event(event))
+            batch.append(encode_event(event, session_id))
             seq = event.seq
             if seq >= len(events) - 1 or len(batch) >= _BATCH:
                 yield b"".join(batch)
@@ -106,7 +108,7 @@ def stream_response(
     headers = {
         **SSE_HEADERS,
         "X-Subtask-Id": run.id,
-        "X-Session-Id": run.session_id,
+        "X-Session-Id": record.session_id,
     }
     return _RunStream(
         _frames(record, after, registry, buffer_events),

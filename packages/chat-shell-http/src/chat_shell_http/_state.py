@@ -15,7 +15,9 @@ from chat_shell import (
     Settings,
     StorageProvider,
     ToolRegistry,
+    UserError,
     storage_from_settings,
+    validate_session_id,
 )
 
 from ._auth import Authenticator, Principal
@@ -102,12 +104,56 @@ class ServerState:
             f"{', '.join(self.allowed_models) or 'none'})",
         )
 
-    async def session_for(self, session_id: str, principal: Principal) -> SessionInfo:
-        """The session if ``principal`` may see it; ``NotFoundError`` otherwise."""
-        info = await self.history.get_session(session_id)
-        if not principal.can_access(info.owner):
+    async def _stored(self, stored_id: str) -> SessionInfo | None:
+        try:
+            return await self.history.get_session(stored_id)
+        except NotFoundError:
+            return None
+
+    async def find_session(
+        self, session_id: str, principal: Principal
+    ) -> tuple[str, SessionInfo | None]:
+        """Where the caller's session ``session_id`` is stored, and its info (``None``: the
+        caller has no such session yet; another key's session of that id is not looked at).
+
+        A key's session made before ids were per key (stored under its plain id) is still
+        found by its owner.
+        """
+        validate_session_id(session_id)
+        key = principal.session_key(session_id)
+        if key == session_id:  # no API keys: ids as given
+            return key, await self._stored(key)
+        info = None if key is None else await self._stored(key)
+        if key is not None and info is not None and principal.can_access(info.owner):
+            return key, info
+        earlier = await self._stored(session_id)
+        if earlier is not None and principal.can_access(earlier.owner):
+            return session_id, earlier
+        if key is None:
+            raise UserError(
+                f"invalid session id: at most {principal.max_session_id} characters on a "
+                "server with API keys"
+            )
+        if info is not None:  # someone's session took this prefixed id before ids were per key
             raise NotFoundError(f"no session {session_id}")
-        return info
+        return key, None
+
+    async def session_for(self, session_id: str, principal: Principal) -> tuple[str, SessionInfo]:
+        """The caller's session ``session_id``: where it is stored and its info; else
+        ``NotFoundError`` (the same for another key's session as for a missing one)."""
+        key, info = await self.find_session(session_id, principal)
+        if info is None:
+            raise NotFoundError(f"no session {session_id}")
+        return key, info
+
+    def visible(self, info: SessionInfo, principal: Principal) -> SessionInfo:
+        """A stored session as the caller sees it: under its id, with its own owner label."""
+        return info.model_copy(
+            update={
+                "id": principal.public_session_id(info.id),
+                "owner": principal.visible_owner(info.owner),
+            }
+        )
 
     async def start_run(self, request: ChatRequest, principal: Principal) -> RunRecord:
         """Validate a chat request and start its run (nothing is stored if it is refused)."""
@@ -115,23 +161,23 @@ class ServerState:
         if last.role != "user":
             raise ApiError(400, "bad_request", "the last message must come from the user")
         self.check_model(request.model)
+        session_id = request.session_id
+        key = None
+        if session_id is not None:
+            key, _ = await self.find_session(session_id, principal)
+            self.runs.check_session_free(key)
         turn = ChatInput(
             message=last.content,
-            session_id=request.session_id,
+            session_id=key,
             model=request.model,
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             tools=request.tools,
         )
         plan = self.interface.plan(turn, owner=principal.owner)
-        if request.session_id is not None:
-            self.runs.check_session_free(plan.session_id)
-            try:
-                info: SessionInfo | None = await self.history.get_session(plan.session_id)
-            except NotFoundError:
-                info = None  # a new session, created by the run
-            if info is not None and not principal.can_access(info.owner):
-                raise NotFoundError(f"no session {plan.session_id}")
+        if session_id is None:  # a new session, its id made by core
+            session_id = plan.session_id
+            plan.session_id = principal.session_key(session_id) or session_id
         if earlier:
             plan.new_messages = [
                 *(Message(role=m.role, content=m.content) for m in earlier),
@@ -141,5 +187,6 @@ class ServerState:
             self.interface.agent,
             plan,
             principal,
+            session_id=session_id,
             cancel_on_disconnect=request.cancel_on_disconnect,
         )
