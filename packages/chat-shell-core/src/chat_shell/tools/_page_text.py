@@ -19,6 +19,7 @@ fast and needs nothing of chat-shell.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from typing import Any, Literal, TypedDict
@@ -243,6 +244,8 @@ def page_text(body: bytes, *, charset: str | None, kind: PageKind, max_chars: in
 def main() -> None:
     """The worker: stdin is one JSON line (``page_text``'s keyword arguments), then the body;
     stdout is ``page_text``'s answer as JSON."""
+    if hasattr(os, "nice"):
+        os.nice(10)  # background work: the server that started it keeps the CPU first
     stdin = sys.stdin.buffer
     options = json.loads(stdin.readline())
     answer = page_text(stdin.read(), **options)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import importlib
 import ipaddress
 import json
@@ -71,7 +70,9 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtm
 # -- the HTTP client ---------------------------------------------------------------------------
 
 
-@functools.cache
+_TLS: dict[bool, ssl.SSLContext] = {}  # by trust_env
+
+
 def _load_http(trust_env: bool) -> ssl.SSLContext:
     import httpx
 
@@ -80,7 +81,7 @@ def _load_http(trust_env: bool) -> ssl.SSLContext:
     for module in ("httpcore", "anyio._backends._asyncio"):
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
-    return httpx.create_ssl_context(trust_env=trust_env)
+    return _TLS.setdefault(trust_env, httpx.create_ssl_context(trust_env=trust_env))
 
 
 async def ssl_context(*, trust_env: bool) -> ssl.SSLContext:
@@ -89,7 +90,8 @@ async def ssl_context(*, trust_env: bool) -> ssl.SSLContext:
     httpx's first client imports some twenty modules and every new client loads the CA bundle:
     0.1–1 s of CPU that would otherwise hold the event loop on each call.
     """
-    return await asyncio.to_thread(_load_http, trust_env)
+    context = _TLS.get(trust_env)
+    return context if context is not None else await asyncio.to_thread(_load_http, trust_env)
 
 
 # -- addresses ---------------------------------------------------------------------------------
