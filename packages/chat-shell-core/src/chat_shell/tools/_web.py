@@ -551,7 +551,7 @@ class _Searcher:
             data = response.json()
         except ValueError:
             raise ToolError(f"the {self.backend} search did not answer JSON") from None
-        results = self._results(data)
+        results = await asyncio.to_thread(self._results, data)  # lxml's import: not on the loop
         return {"query": query, "backend": self.backend, "results": results}
 
     async def _request(self, client: httpx.AsyncClient, query: str) -> httpx.Response:
