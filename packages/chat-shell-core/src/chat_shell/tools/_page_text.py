@@ -48,11 +48,10 @@ class PageText(TypedDict):
 # codec that decodes them as browsers do (latin-1 and ascii mean windows-1252, gbk means
 # gb18030, euc-kr means windows-949 …).
 _LABELS: dict[str, str] = {
+    **dict.fromkeys(["utf8", "unicode11utf8", "unicode20utf8", "xunicode20utf8"], "utf-8"),
     **dict.fromkeys(
-        ["utf8", "unicode11utf8", "unicode20utf8", "xunicode20utf8", "unicode112utf8"], "utf-8"
-    ),
-    **dict.fromkeys(
-        ["utf16le", "utf16", "csunicode", "iso10646ucs2", "ucs2", "unicode"], "utf-16-le"
+        ["utf16le", "utf16", "csunicode", "iso10646ucs2", "ucs2", "unicode", "unicodefeff"],
+        "utf-16-le",
     ),
     **dict.fromkeys(["utf16be", "unicodefffe"], "utf-16-be"),
     **dict.fromkeys(["866", "cp866", "csibm866", "ibm866"], "cp866"),
