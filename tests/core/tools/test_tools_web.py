@@ -641,6 +641,9 @@ def test_html_to_text() -> None:
     assert html_to_text("<ul><li>a<li>b</ul><p>c") == "- a\n- b\n\nc"
     assert html_to_text("<title>T</title><h1>x</h1>a<br>b<hr>c") == "# T\n\nx\na\nb\nc"
     assert html_to_text("<div>a<svg><text>no</text></svg><math>m</math>b</div>") == "ab"
+    # libxml2's tree builder stops at 256 levels and drops the rest; the stream does not
+    deep = "<div>" * 300 + "deep" + "</div>" * 300 + "<p>after</p>"
+    assert html_to_text(deep) == "deep\n\nafter"
 
 
 # -- hostile pages: bounded time, a free event loop ------------------------------------------
