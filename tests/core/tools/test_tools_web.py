@@ -1,19 +1,38 @@
-"""fetch_url against crafted URLs (no connection to a forbidden address, ever) and web_search
-against local fakes of SearXNG, Brave and Tavily speaking their JSON formats."""
+"""fetch_url against crafted URLs (no connection to a forbidden address, ever), against hostile
+pages (markup, charsets, compression bombs) that must neither hold the event loop nor outrun
+the limits, and web_search against local fakes of SearXNG, Brave and Tavily speaking their JSON
+formats."""
 
 from __future__ import annotations
 
+import asyncio
+import codecs
+import functools
 import json
+import os
 import socket
 import threading
-from collections.abc import Iterator
+import time
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from chat_shell import Settings, ToolError, ToolRegistry, UserError
-from chat_shell.tools import RateLimiter, _web, html_to_text, make_fetch_url, make_web_search
+from chat_shell.tools import (
+    RateLimiter,
+    _page_text,
+    _web,
+    html_to_text,
+    make_fetch_url,
+    make_web_search,
+)
 
 PAGE = """<!doctype html><html><head><title>Test  page</title><style>body{color:red}</style>
 <script>alert('x')</script></head><body><h1>Hello</h1><p>First <b>para</b>graph.</p>
@@ -36,11 +55,41 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _drip(self, body: bytes, seconds: float) -> None:
+        """Send ``body`` in 20 pieces spread over ``seconds``."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        step = len(body) // 20 + 1
+        try:
+            for start in range(0, len(body), step):
+                self.wfile.write(body[start : start + step])
+                self.wfile.flush()
+                time.sleep(seconds / 20)
+        except OSError:
+            pass  # the client gave up
+
     def do_GET(self) -> None:
         self.server.seen.append((self.path, dict(self.headers)))
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         port = self.server.server_address[1]
+        name = url.path.rpartition("/")[2]
+        if url.path.startswith("/hostile/"):
+            self._send(200, hostile_page(name), "text/html")
+            return
+        if url.path.startswith("/charset/"):
+            body = bytes.fromhex(query["hex"][0]) if "hex" in query else slow_punycode()
+            self._send(200, body, f"text/html; charset={name}")
+            return
+        if url.path.startswith("/encoded/"):
+            coding, body = ENCODED[name]()
+            self._send(200, body, "text/plain", Content_Encoding=coding)
+            return
+        if url.path.startswith("/late/"):
+            self._drip(hostile_page(name), float(query["seconds"][0]))
+            return
         routes: dict[str, tuple[int, bytes, str, dict[str, str]]] = {
             "/page": (200, PAGE.encode(), "text/html; charset=utf-8", {}),
             "/plain": (200, "caf\u00e9".encode("latin-1"), "text/plain; charset=latin-1", {}),
@@ -154,6 +203,147 @@ def _tavily(query: str) -> dict[str, Any]:
         ],
         "response_time": 1.0,
     }
+
+
+# -- hostile pages ---------------------------------------------------------------------------
+
+CAP = 2_000_000  # fetch_max_bytes' default: every hostile page is as big as a page can be
+
+# Markup shapes that make HTML parsers slow (quadratic in html.parser, the first three; deep
+# nesting in lexbor) or that stress a parser's recovery: each repeated up to the cap.
+HOSTILE_HTML: dict[str, tuple[str, str]] = {
+    "open-tags": ("", "<a"),
+    "open-comments": ("", "<!--"),
+    "end-tag-starts": ("", "</"),
+    "bogus-comments": ("", "<!"),
+    "processing-instructions": ("", "<?"),
+    "cdata": ("", "<![CDATA["),
+    "character-references": ("", "&#"),
+    "entities": ("", "&amp"),
+    "attributes": ("<p", " a="),
+    "unclosed-quote": ('<p a="', "x"),
+    "nested-divs": ("", "<div>"),
+    "misnested-formatting": ("", "<b><i></b></i>"),
+    "anchors": ("", "<a>x"),
+    "nested-tables": ("", "<table>"),
+    "table-cells": ("", "<table><tr><td>"),
+    "list-items": ("", "<li>x"),
+    "options": ("<select>", "<option>"),
+    "nested-svg": ("", "<svg>"),
+    "script-comments": ("<script>", "<!--<script>"),
+    "nul-bytes": ("", "a\0<"),
+}
+
+
+@functools.cache
+def hostile_page(name: str) -> bytes:
+    head, unit = HOSTILE_HTML[name]
+    return (head + unit * ((CAP - len(head)) // len(unit))).encode()
+
+
+@functools.cache
+def slow_punycode() -> bytes:
+    """2 MB that CPython's punycode codec decodes in quadratic time (160 kB take seconds)."""
+    return b"x" * (CAP // 2) + b"-" + b"a" * (CAP // 2 - 1)
+
+
+BOMB_SIZE = 64 * 1024 * 1024  # what each bomb inflates to
+
+
+def _compress(data_size: int, wbits: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    block = b"a" * (1024 * 1024)
+    parts = [compressor.compress(block) for _ in range(data_size // len(block))]
+    return b"".join([*parts, compressor.flush()])
+
+
+@functools.cache
+def _gzip_bomb() -> bytes:
+    return _compress(BOMB_SIZE, 16 + zlib.MAX_WBITS)
+
+
+def _stacked_gzip() -> bytes:
+    outer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return outer.compress(_gzip_bomb()) + outer.flush()
+
+
+# name -> (Content-Encoding, body); the bombs are a few kB on the wire
+ENCODED: dict[str, Any] = {
+    "gzip": lambda: ("gzip", _gzip_bomb()),
+    "x-gzip": lambda: ("x-gzip", _gzip_bomb()),
+    "deflate": lambda: ("deflate", _compress(BOMB_SIZE, zlib.MAX_WBITS)),
+    "raw-deflate": lambda: ("deflate", _compress(BOMB_SIZE, -zlib.MAX_WBITS)),
+    "gzip-identity": lambda: ("identity, gzip", _gzip_bomb()),
+    "stacked-gzip": lambda: ("gzip, gzip", _stacked_gzip()),
+    "stacked-mixed": lambda: ("deflate, gzip", _stacked_gzip()),
+    "br": lambda: ("br", b"\x1b\x03\x00\xf8\xa5@\xc2\x82\x03"),
+    "zstd": lambda: ("zstd", b"(\xb5/\xfd\x00X!\x00\x00abc"),
+    "compress": lambda: ("compress", b"\x1f\x9d\x90a"),
+    "made-up": lambda: ("x-made-up", b"abc"),
+    "corrupt-gzip": lambda: ("gzip", b"\x1f\x8b\x08\x00" + b"\xff" * 100),
+    "small-gzip": lambda: ("gzip", _small(16 + zlib.MAX_WBITS)),
+    "small-deflate": lambda: ("deflate", _small(zlib.MAX_WBITS)),
+    "small-raw-deflate": lambda: ("deflate", _small(-zlib.MAX_WBITS)),
+}
+
+
+def _small(wbits: int) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return compressor.compress("caf\u00e9 au lait".encode()) + compressor.flush()
+
+
+@dataclass
+class LoopWatch:
+    """What the event loop did while a 5 ms ticker ran: the longest gap between ticks (wall
+    time) and the most CPU time the loop's thread spent in one gap (work that held it)."""
+
+    longest_gap: float = 0.0
+    most_cpu: float = 0.0
+
+
+@asynccontextmanager
+async def watch_loop() -> AsyncIterator[LoopWatch]:
+    watch = LoopWatch()
+    loop = asyncio.get_running_loop()
+
+    async def tick() -> None:
+        while True:
+            wall, cpu = loop.time(), time.thread_time()
+            await asyncio.sleep(0.005)
+            watch.longest_gap = max(watch.longest_gap, loop.time() - wall - 0.005)
+            watch.most_cpu = max(watch.most_cpu, time.thread_time() - cpu)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    try:
+        yield watch
+    finally:
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+
+
+# The loop may never be held for more than ~50 ms by a tool's work (the CPU bound). Wall-time
+# gaps also count scheduling on a busy machine, so they get a generous margin; the old code held
+# the loop for seconds to hours on these pages.
+MAX_LOOP_CPU = 0.05
+MAX_LOOP_GAP = 0.25
+
+
+def worker_pids() -> set[int]:
+    """This process's live text workers (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rpartition(")")[2].split()[1])
+        if parent == os.getpid() and b"_page_text.py" in command:
+            found.add(int(entry.name))
+    return found
 
 
 class _Server(ThreadingHTTPServer):
@@ -308,8 +498,19 @@ async def test_crafted_urls_are_refused_without_connecting(
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.0.0.1", "::1", "::ffff:192.168.0.1", "64:ff9b::a00:1", "fd12::1",
-     "2002:c0a8:0101::1", "0.0.0.0", "100.64.0.1", "192.0.2.1", "198.51.100.7"],
+    [
+        "127.0.0.1",
+        "10.0.0.1",
+        "::1",
+        "::ffff:192.168.0.1",
+        "64:ff9b::a00:1",
+        "fd12::1",
+        "2002:c0a8:0101::1",
+        "0.0.0.0",
+        "100.64.0.1",
+        "192.0.2.1",
+        "198.51.100.7",
+    ],
 )
 def test_vet_address_refuses_non_public(address: str) -> None:
     assert _web.vet_address(address) is not None
@@ -322,8 +523,15 @@ def test_vet_address_allows_public(address: str) -> None:
 
 @pytest.mark.parametrize(
     ("host", "expected"),
-    [("2130706433", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"),
-     ("127.1", "127.0.0.1"), ("10.1", "10.0.0.1"), ("1.2.3.4.", "1.2.3.4"), ("example.com", None)],
+    [
+        ("2130706433", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("10.1", "10.0.0.1"),
+        ("1.2.3.4.", "1.2.3.4"),
+        ("example.com", None),
+    ],
 )
 def test_ip_literals_are_parsed_like_browsers_do(host: str, expected: str | None) -> None:
     parsed = _web.parse_ip_host(host)
@@ -369,8 +577,16 @@ async def test_follows_safe_redirects(server: _Server, connects: list[Any]) -> N
 
 @pytest.mark.parametrize(
     "path",
-    ["/to-private", "/to-metadata", "/to-localhost", "/to-loopback-other-port", "/to-decimal",
-     "/to-mapped", "/to-file", "/to-rebind"],
+    [
+        "/to-private",
+        "/to-metadata",
+        "/to-localhost",
+        "/to-loopback-other-port",
+        "/to-decimal",
+        "/to-mapped",
+        "/to-file",
+        "/to-rebind",
+    ],
 )
 async def test_redirects_to_forbidden_addresses_are_refused(
     server: _Server, path: str, dns: list[str], connects: list[Any]
@@ -422,6 +638,205 @@ async def test_loopback_is_refused_without_the_test_allow_list(
 
 def test_html_to_text() -> None:
     assert html_to_text("<p>a&amp;b</p><script>x</script><br/>c") == "a&b\n\nc"
+    assert html_to_text("<ul><li>a<li>b</ul><p>c") == "- a\n- b\n\nc"
+    assert html_to_text("<title>T</title><h1>x</h1>a<br>b<hr>c") == "# T\n\nx\na\nb\nc"
+    assert html_to_text("<div>a<svg><text>no</text></svg><math>m</math>b</div>") == "ab"
+    # libxml2's tree builder stops at 256 levels and drops the rest; the stream does not
+    deep = "<div>" * 300 + "deep" + "</div>" * 300 + "<p>after</p>"
+    assert html_to_text(deep) == "deep\n\nafter"
+
+
+# -- hostile pages: bounded time, a free event loop ------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_HTML))
+async def test_hostile_markup_at_the_size_cap_neither_holds_the_loop_nor_times_out(
+    server: _Server, name: str
+) -> None:
+    fetch = _fetcher(server, timeout=10)
+    started = time.monotonic()
+    async with watch_loop() as watch:
+        text = await fetch.run({"url": _url(server, f"/hostile/{name}")})
+    assert time.monotonic() - started < 10
+    assert text.startswith(f"URL: {_url(server, f'/hostile/{name}')}\nContent-Type: text/html")
+    assert len(text) <= 50_000
+    assert watch.most_cpu < MAX_LOOP_CPU, watch
+    assert watch.longest_gap < MAX_LOOP_GAP, watch
+    if name in ("anchors", "list-items"):
+        assert text.count("x") > 10_000  # the text was really read, up to the output cap
+        assert "[truncated: only the first" in text
+
+
+def test_there_are_enough_hostile_shapes() -> None:
+    assert len(HOSTILE_HTML) >= 15
+    assert all(len(hostile_page(name)) > CAP - 20 for name in HOSTILE_HTML)
+
+
+def test_html_to_text_is_linear_on_what_makes_html_parser_quadratic() -> None:
+    # html.parser took 3 s for 40 kB of "<a" here, 23 s for 120 kB; this is 2 MB of each.
+    for name in ("open-tags", "open-comments", "nested-divs", "misnested-formatting"):
+        started = time.process_time()
+        html_to_text(hostile_page(name).decode())
+        assert time.process_time() - started < 5, name
+
+
+SLOW_OR_ODD_CHARSETS = [
+    "punycode",
+    "idna",
+    "utf-7",
+    "raw-unicode-escape",
+    "unicode_escape",
+    "utf-32",
+    "rot13",
+    "base64",
+    "hex",
+    "uu",
+    "x-made-up",
+    "utf-8x",
+    "a" * 200,
+]
+
+
+@pytest.mark.parametrize("label", SLOW_OR_ODD_CHARSETS)
+async def test_slow_and_unknown_charsets_are_read_as_utf8(server: _Server, label: str) -> None:
+    fetch = _fetcher(server, timeout=10, max_output_chars=200_000)
+    async with watch_loop() as watch:
+        text = await fetch.run({"url": _url(server, f"/charset/{label}")})
+    assert "is not supported; the text was decoded as UTF-8]" in text
+    assert "x" * 1000 in text
+    assert watch.most_cpu < MAX_LOOP_CPU, watch
+
+
+@pytest.mark.parametrize(
+    ("label", "text"),
+    [
+        ("windows-1251", "\u041f\u0440\u0438\u0432\u0435\u0442"),
+        ("KOI8-R", "\u041f\u0440\u0438\u0432\u0435\u0442"),
+        ("Shift_JIS", "\u65e5\u672c\u8a9e"),
+        ("EUC-JP", "\u65e5\u672c\u8a9e"),
+        ("iso-2022-jp", "\u65e5\u672c\u8a9e"),
+        ("gb2312", "\u4e2d\u6587"),
+        ("GBK", "\u4e2d\u6587"),
+        ("big5", "\u4e2d\u6587"),
+        ("euc-kr", "\ud55c\uad6d\uc5b4"),
+        ("iso-8859-2", "\u0141\xf3d\u017a"),
+        ("iso_8859-15", "\u20ac"),
+        ("macintosh", "caf\xe9"),
+        ("utf-16le", "\u2603 snow"),
+    ],
+)
+async def test_allowed_charsets_decode_as_browsers_do(
+    server: _Server, label: str, text: str
+) -> None:
+    codec = _page_text.charset_codec(label)
+    assert codec is not None
+    body = f"<p>{text}</p>".encode(codec)
+    page = await _fetcher(server).run({"url": _url(server, f"/charset/{label}?hex={body.hex()}")})
+    assert page.endswith(f"\n\n{text}")
+
+
+async def test_latin1_means_windows_1252_and_a_bom_wins(server: _Server) -> None:
+    fetch = _fetcher(server)
+    latin1 = b"<p>80 \x80".hex()
+    euro = await fetch.run({"url": _url(server, f"/charset/iso-8859-1?hex={latin1}")})
+    assert euro.endswith("80 \u20ac")
+    bom = "\ufeff<p>caf\u00e9".encode("utf-16-le")
+    text = await fetch.run({"url": _url(server, f"/charset/koi8-r?hex={bom.hex()}")})
+    assert text.endswith("caf\u00e9")
+
+
+def test_every_allowed_charset_is_a_text_codec() -> None:
+    for label, codec in _page_text._LABELS.items():
+        assert codecs.lookup(codec)._is_text_encoding, (label, codec)
+    assert _page_text.charset_codec("punycode") is None
+
+
+async def test_the_text_worker_is_killed_at_the_deadline() -> None:
+    body = hostile_page("anchors") * 10  # ~10 s of parsing: it cannot finish in time
+    before = worker_pids()
+    seen: set[int] = set()
+
+    async def spot() -> None:
+        while True:
+            seen.update(worker_pids() - before)
+            await asyncio.sleep(0.02)
+
+    spotter = asyncio.create_task(spot())
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(1.0):
+            await _web._text_in_worker(body, charset=None, kind="html", max_chars=1000)
+    spotter.cancel()
+    assert time.monotonic() - started < 2.0
+    assert seen, "the worker was never seen running"
+    assert not any(Path(f"/proc/{pid}").exists() for pid in seen)
+
+
+async def test_the_deadline_covers_fetching_and_extracting_together(server: _Server) -> None:
+    # The body arrives just before the limit; its text cannot be made in what is left.
+    fetch = _fetcher(server, timeout=1.5)
+    started = time.monotonic()
+    async with watch_loop() as watch:
+        with pytest.raises(ToolError, match=r"took longer than 1.5 s"):
+            await fetch.run({"url": _url(server, "/late/anchors?seconds=1.4")})
+    assert time.monotonic() - started < 1.5 + 1
+    assert watch.most_cpu < MAX_LOOP_CPU, watch
+    await asyncio.sleep(0)
+    assert worker_pids() == set()
+
+
+# -- compressed answers: the cap counts decoded bytes -------------------------------------
+
+
+@pytest.mark.parametrize("name", ["gzip", "x-gzip", "deflate", "raw-deflate", "gzip-identity"])
+async def test_compression_bombs_stop_at_the_cap(server: _Server, name: str) -> None:
+    _, wire = ENCODED[name]()
+    assert 500 * len(wire) < BOMB_SIZE  # a bomb indeed
+    fetch = _fetcher(server, max_bytes=1_000_000, max_output_chars=5_000)
+    await fetch.run({"url": _url(server, "/page")})  # the first call's imports are not counted
+    tracemalloc.start()
+    try:
+        text = await fetch.run({"url": _url(server, f"/encoded/{name}")})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 12_000_000, f"{peak:,} bytes at peak for a {BOMB_SIZE:,}-byte bomb"
+    assert "[truncated: only the first 1000000 bytes were read]" in text
+    assert text.count("a") > 1_000
+    assert len(text) <= 5_000
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("stacked-gzip", r"stacked encodings \(gzip, gzip\)"),
+        ("stacked-mixed", r"stacked encodings \(deflate, gzip\)"),
+        ("br", "encoded as 'br'"),
+        ("zstd", "encoded as 'zstd'"),
+        ("compress", "encoded as 'compress'"),
+        ("made-up", "encoded as 'x-made-up'"),
+        ("corrupt-gzip", "gzip data is corrupt"),
+    ],
+)
+async def test_stacked_unknown_and_corrupt_encodings_are_refused(
+    server: _Server, name: str, problem: str
+) -> None:
+    ENCODED[name]()
+    await _fetcher(server).run({"url": _url(server, "/page")})
+    tracemalloc.start()
+    try:
+        with pytest.raises(ToolError, match=problem):
+            await _fetcher(server).run({"url": _url(server, f"/encoded/{name}")})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 12_000_000
+
+
+@pytest.mark.parametrize("name", ["small-gzip", "small-deflate", "small-raw-deflate"])
+async def test_a_single_gzip_or_deflate_is_still_read(server: _Server, name: str) -> None:
+    text = await _fetcher(server).run({"url": _url(server, f"/encoded/{name}")})
+    assert text.endswith("\n\ncaf\u00e9 au lait")
 
 
 # -- web_search --------------------------------------------------------------------------------
@@ -446,8 +861,11 @@ async def test_searxng(server: _Server) -> None:
     result = json.loads(await search.run({"query": "chat shell"}))
     assert result["backend"] == "searxng"
     assert result["results"] == [
-        {"title": f"Result {i} for chat shell", "url": f"https://example.org/{i}",
-         "snippet": f"Snippet {i}"}
+        {
+            "title": f"Result {i} for chat shell",
+            "url": f"https://example.org/{i}",
+            "snippet": f"Snippet {i}",
+        }
         for i in range(3)
     ]
     path, _ = server.seen[-1]
@@ -480,7 +898,9 @@ async def test_brave_with_a_bad_key_never_shows_it(server: _Server) -> None:
 
 async def test_tavily(server: _Server) -> None:
     search = make_web_search(
-        backend="tavily", tavily_api_key="tavily-key", tavily_url=_base(server) + "/search",
+        backend="tavily",
+        tavily_api_key="tavily-key",
+        tavily_url=_base(server) + "/search",
         limiter=RateLimiter(),
     )
     result = json.loads(await search.run({"query": "news"}))

@@ -6,26 +6,40 @@ it (``2130706433``, ``0x7f.1`` and ``0177.0.0.1`` are all 127.0.0.1); the name i
 once, *every* address must be public, and the connection goes to that vetted address (the
 ``Host`` header and TLS SNI keep the name), so a second DNS answer cannot rebind it.
 Redirects are followed by hand and each one goes through the same checks.
+
+The whole call is bounded: one deadline covers the connection, every redirect, reading (at most
+``max_bytes``, counted after gzip or deflate is undone, see ``_web_body``) and turning the bytes
+into text, which runs in a worker process (``_page_text``) killed at the deadline, so a hostile
+page can neither hold the event loop nor outlive the call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import ipaddress
+import json
+import os
 import re
 import socket
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin
 
 from .._errors import ToolError, UserError
 from .._tools import Tool
+from . import _page_text
+from ._page_text import PageKind, PageText, html_to_text
+from ._web_body import read_capped
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
     from .._config import Settings
@@ -51,6 +65,33 @@ TAVILY_URL = "https://api.tavily.com/search"
 _REDIRECTS = {301, 302, 303, 307, 308}
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?")
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml+xml")
+
+
+# -- the HTTP client ---------------------------------------------------------------------------
+
+
+_TLS: dict[bool, ssl.SSLContext] = {}  # by trust_env
+
+
+def _load_http(trust_env: bool) -> ssl.SSLContext:
+    import httpx
+
+    # What httpx imports on its first client and its first request (httpcore, anyio's asyncio
+    # backend), imported here rather than on the event loop.
+    for module in ("httpcore", "anyio._backends._asyncio"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    return _TLS.setdefault(trust_env, httpx.create_ssl_context(trust_env=trust_env))
+
+
+async def ssl_context(*, trust_env: bool) -> ssl.SSLContext:
+    """The TLS context for the web tools, made once per process in a worker thread.
+
+    httpx's first client imports some twenty modules and every new client loads the CA bundle:
+    0.1–1 s of CPU that would otherwise hold the event loop on each call.
+    """
+    context = _TLS.get(trust_env)
+    return context if context is not None else await asyncio.to_thread(_load_http, trust_env)
 
 
 # -- addresses ---------------------------------------------------------------------------------
@@ -179,89 +220,6 @@ def vet_address(address: str | IPAddress) -> str | None:
     return None
 
 
-# -- readable text -----------------------------------------------------------------------------
-
-_SKIP = {"script", "style", "noscript", "template", "svg", "math", "iframe", "object", "head"}
-_BLOCK = {
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "br",
-    "dd",
-    "div",
-    "dl",
-    "dt",
-    "figcaption",
-    "footer",
-    "form",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "hr",
-    "li",
-    "main",
-    "nav",
-    "ol",
-    "p",
-    "pre",
-    "section",
-    "table",
-    "tr",
-    "ul",
-}
-
-
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title: list[str] = []
-        self.skipping = 0
-        self.in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title":
-            self.in_title = True
-        elif tag in _SKIP:
-            self.skipping += 1
-        elif tag in _BLOCK:
-            self.parts.append("\n- " if tag == "li" else "\n")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self.in_title = False
-        elif tag in _SKIP:
-            self.skipping = max(0, self.skipping - 1)
-        elif tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self.in_title:
-            self.title.append(data)
-        elif not self.skipping:
-            self.parts.append(data)
-
-
-def html_to_text(html: str) -> str:
-    """The readable text of an HTML page: scripts, styles and markup dropped, blocks on lines."""
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-    title = " ".join("".join(parser.title).split())
-    return f"# {title}\n\n{text}" if title else text
-
-
 # -- fetch_url ---------------------------------------------------------------------------------
 
 
@@ -272,11 +230,13 @@ class _Fetcher:
         max_bytes: int,
         timeout: float,
         max_redirects: int,
+        max_output_chars: int,
         allow_addresses: Collection[str],
     ) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.max_redirects = max_redirects
+        self.max_output_chars = max_output_chars
         self.allow_addresses = frozenset(allow_addresses)
 
     async def _vet(self, url: str) -> tuple[httpx.URL, str, str]:
@@ -340,6 +300,7 @@ class _Fetcher:
             raise ToolError(f"fetching {url[:200]} took longer than {self.timeout:g} s") from None
 
     async def _fetch(self, url: str) -> str:
+        context = await ssl_context(trust_env=False)
         import httpx
 
         headers = {
@@ -348,7 +309,11 @@ class _Fetcher:
             "Accept-Encoding": "identity",
         }
         async with httpx.AsyncClient(
-            trust_env=False, follow_redirects=False, timeout=self.timeout, headers=headers
+            trust_env=False,
+            verify=context,
+            follow_redirects=False,
+            timeout=self.timeout,
+            headers=headers,
         ) as client:
             current = url
             for _ in range(self.max_redirects + 1):
@@ -368,43 +333,77 @@ class _Fetcher:
                     if response.status_code in _REDIRECTS and location:
                         current = urljoin(str(target), location)
                         continue
-                    body, truncated = await self._read(response)
+                    if response.status_code >= 400:
+                        status = f"{response.status_code} {response.reason_phrase}"
+                        raise ToolError(f"HTTP {status} from {target}")
+                    body, truncated = await read_capped(response, self.max_bytes)
+                except httpx.HTTPError as exc:
+                    problem = f"{type(exc).__name__}: {exc}"
+                    raise ToolError(f"reading {target} failed: {problem}") from None
                 finally:
                     await response.aclose()
-                return self._render(str(target), response, body, truncated)
+                return await self._render(str(target), response, body, truncated)
         raise ToolError(f"too many redirects (more than {self.max_redirects})")
 
-    async def _read(self, response: httpx.Response) -> tuple[bytes, bool]:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self.max_bytes:
-                return b"".join(chunks)[: self.max_bytes], True
-        return b"".join(chunks), False
-
-    def _render(self, url: str, response: httpx.Response, body: bytes, truncated: bool) -> str:
-        if response.status_code >= 400:
-            raise ToolError(f"HTTP {response.status_code} {response.reason_phrase} from {url}")
+    async def _render(
+        self, url: str, response: httpx.Response, body: bytes, truncated: bool
+    ) -> str:
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        note = f"\n\n[truncated: only the first {self.max_bytes} bytes were read]"
-        note = note if truncated else ""
+        head = f"URL: {url}\nContent-Type: {content_type or 'unknown'}\n\n"
         if content_type and not content_type.startswith(_TEXT_TYPES):
-            return (
-                f"URL: {url}\nContent-Type: {content_type}\n\n"
-                f"[binary content, {len(body)} bytes read, not shown]"
-            )
-        encoding = response.charset_encoding or "utf-8"
-        try:
-            text = body.decode(encoding, errors="replace")
-        except LookupError:
-            text = body.decode("utf-8", errors="replace")
-        if content_type in ("text/html", "application/xhtml+xml") or (
-            not content_type and "<html" in text[:1000].lower()
-        ):
-            text = html_to_text(text)
-        return f"URL: {url}\nContent-Type: {content_type or 'unknown'}\n\n{text}{note}"
+            return f"{head}[binary content, {len(body)} bytes read, not shown]"
+        kind: PageKind = "text"
+        if content_type in ("text/html", "application/xhtml+xml"):
+            kind = "html"
+        elif not content_type:
+            kind = "sniff"
+        room = max(0, self.max_output_chars - len(head) - _NOTES_ROOM)
+        page = await _text_in_worker(
+            body, charset=response.charset_encoding, kind=kind, max_chars=room
+        )
+        notes = [page["note"]] if page["note"] else []
+        if truncated:
+            notes.append(f"[truncated: only the first {self.max_bytes} bytes were read]")
+        if page["more"]:
+            notes.append(f"[truncated: only the first {room} characters of text are shown]")
+        return head + page["text"] + "".join(f"\n\n{note}" for note in notes)
+
+
+_NOTES_ROOM = 300  # characters kept for the notes under the text
+
+
+async def _text_in_worker(body: bytes, **options: Any) -> PageText:
+    """``_page_text.page_text(body, **options)`` in a child process.
+
+    The child is killed if the caller is cancelled (the fetch's deadline), so the CPU work of a
+    hostile page ends with the call. It gets this interpreter and this ``sys.path``.
+    """
+    if not sys.executable:
+        raise ToolError("fetch_url needs a Python interpreter for its text worker (none found)")
+    path = os.pathsep.join(entry for entry in sys.path if os.path.isabs(entry))
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-P",
+            _page_text.__file__,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+    except (OSError, NotImplementedError) as exc:
+        raise ToolError(f"fetch_url could not start its text worker: {exc}") from None
+    try:
+        output, errors = await process.communicate(json.dumps(options).encode() + b"\n" + body)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        last = (errors.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+        raise ToolError(f"the page's text could not be extracted: {last[:300]}")
+    answer: PageText = json.loads(output)
+    return answer
 
 
 def make_fetch_url(
@@ -424,6 +423,7 @@ def make_fetch_url(
         max_bytes=max_bytes,
         timeout=timeout,
         max_redirects=max_redirects,
+        max_output_chars=max_output_chars,
         allow_addresses=allow_addresses,
     )
     return Tool(
@@ -467,6 +467,7 @@ _PROCESS_LIMITER = RateLimiter()
 def _clean(text: Any, limit: int = 500) -> str:
     if not isinstance(text, str):
         return ""
+    text = text[: limit * 20]  # runs on the event loop: parse no more than a snippet needs
     plain = html_to_text(text) if "<" in text else text
     plain = " ".join(plain.split())
     return plain if len(plain) <= limit else plain[: limit - 1] + "…"
@@ -526,10 +527,11 @@ class _Searcher:
         if len(query) > 400:
             raise ToolError("the query is too long (limit 400 characters)")
         self.limiter.acquire(self.rate_per_minute)
+        context = await ssl_context(trust_env=True)
         import httpx
 
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, verify=context) as client:
                 response = await self._request(client, query)
         except httpx.HTTPError as exc:
             raise ToolError(f"the {self.backend} search failed: {type(exc).__name__}") from None
@@ -549,7 +551,7 @@ class _Searcher:
             data = response.json()
         except ValueError:
             raise ToolError(f"the {self.backend} search did not answer JSON") from None
-        results = self._results(data)[:3]
+        results = await asyncio.to_thread(self._results, data)  # lxml's import: not on the loop
         return {"query": query, "backend": self.backend, "results": results}
 
     async def _request(self, client: httpx.AsyncClient, query: str) -> httpx.Response:
@@ -592,6 +594,8 @@ class _Searcher:
                     "snippet": _clean(item.get(snippet_key)),
                 }
             )
+            if len(results) == 3:
+                break
         return results
 
 
