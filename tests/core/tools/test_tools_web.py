@@ -83,6 +83,12 @@ class _Handler(BaseHTTPRequestHandler):
             body = bytes.fromhex(query["hex"][0]) if "hex" in query else slow_punycode()
             self._send(200, body, f"text/html; charset={name}")
             return
+        if url.path == "/huge/search":  # a SearXNG that answers far too much
+            self._send(200, b'{"results": [' + b"1, " * 1_000_000 + b"1]}", "application/json")
+            return
+        if url.path == "/bomb/search":
+            self._send(200, _gzip_bomb(), "application/json", Content_Encoding="gzip")
+            return
         if url.path.startswith("/encoded/"):
             coding, body = ENCODED[name]()
             self._send(200, body, "text/plain", Content_Encoding=coding)
@@ -921,6 +927,21 @@ async def test_rate_limit(server: _Server) -> None:
     now[0] += 61
     await search.run({"query": "d"})
     assert len(server.seen) == 3
+
+
+@pytest.mark.parametrize("answer", ["huge", "bomb"])
+async def test_a_search_answer_beyond_the_cap_is_refused(server: _Server, answer: str) -> None:
+    search = make_web_search(
+        backend="searxng", searxng_url=f"{_base(server)}/{answer}", limiter=RateLimiter()
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(ToolError, match="answered more than 1048576 bytes"):
+            await search.run({"query": "x"})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 12_000_000
 
 
 async def test_no_backend_is_a_clear_error() -> None:

@@ -59,6 +59,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 SearchBackend = Literal["searxng", "brave", "tavily"]
 
 MAX_URL_CHARS = 2_048
+MAX_SEARCH_ANSWER_BYTES = 1 << 20  # a search backend's answer, read at most
 USER_AGENT = "chat-shell/0.1 (+https://github.com/chat-shell)"
 BRAVE_URL = "https://api.search.brave.com/res/v1/web/search"
 TAVILY_URL = "https://api.tavily.com/search"
@@ -531,47 +532,68 @@ class _Searcher:
         import httpx
 
         try:
-            async with httpx.AsyncClient(timeout=self.timeout, verify=context) as client:
-                response = await self._request(client, query)
-        except httpx.HTTPError as exc:
+            async with (
+                asyncio.timeout(self.timeout),
+                httpx.AsyncClient(timeout=self.timeout, verify=context) as client,
+            ):
+                response = await client.send(self._request(client, query), stream=True)
+                try:
+                    self._check_status(response.status_code)
+                    body, cut = await read_capped(response, MAX_SEARCH_ANSWER_BYTES)
+                finally:
+                    await response.aclose()
+        except (httpx.HTTPError, TimeoutError) as exc:
             raise ToolError(f"the {self.backend} search failed: {type(exc).__name__}") from None
-        if response.status_code in (401, 403):
-            hint = (
-                " (enable the json format under search.formats in SearXNG's settings.yml)"
-                if self.backend == "searxng"
-                else " (check the API key)"
+        if cut:
+            raise ToolError(
+                f"the {self.backend} search answered more than {MAX_SEARCH_ANSWER_BYTES} bytes"
             )
-            status = response.status_code
-            raise ToolError(f"the {self.backend} search was refused: HTTP {status}{hint}")
-        if response.status_code == 429:
-            raise ToolError(f"the {self.backend} search is rate-limited (HTTP 429); try later")
-        if response.status_code >= 400:
-            raise ToolError(f"the {self.backend} search failed: HTTP {response.status_code}")
-        try:
-            data = response.json()
-        except ValueError:
-            raise ToolError(f"the {self.backend} search did not answer JSON") from None
-        results = await asyncio.to_thread(self._results, data)  # lxml's import: not on the loop
+        # decoding and lxml's first import stay off the event loop
+        results = await asyncio.to_thread(self._parse, body)
         return {"query": query, "backend": self.backend, "results": results}
 
-    async def _request(self, client: httpx.AsyncClient, query: str) -> httpx.Response:
+    def _request(self, client: httpx.AsyncClient, query: str) -> httpx.Request:
         if self.backend == "searxng":
             assert self.searxng_url is not None
             base = self.searxng_url.rstrip("/")
-            return await client.get(f"{base}/search", params={"q": query, "format": "json"})
+            return client.build_request(
+                "GET", f"{base}/search", params={"q": query, "format": "json"}
+            )
         if self.backend == "brave":
             assert self.brave_api_key is not None
-            return await client.get(
+            return client.build_request(
+                "GET",
                 self.brave_url,
                 params={"q": query, "count": 3},
                 headers={"Accept": "application/json", "X-Subscription-Token": self.brave_api_key},
             )
         assert self.tavily_api_key is not None
-        return await client.post(
+        return client.build_request(
+            "POST",
             self.tavily_url,
             json={"query": query, "max_results": 3},
             headers={"Authorization": f"Bearer {self.tavily_api_key}"},
         )
+
+    def _check_status(self, status: int) -> None:
+        if status in (401, 403):
+            hint = (
+                " (enable the json format under search.formats in SearXNG's settings.yml)"
+                if self.backend == "searxng"
+                else " (check the API key)"
+            )
+            raise ToolError(f"the {self.backend} search was refused: HTTP {status}{hint}")
+        if status == 429:
+            raise ToolError(f"the {self.backend} search is rate-limited (HTTP 429); try later")
+        if status >= 400:
+            raise ToolError(f"the {self.backend} search failed: HTTP {status}")
+
+    def _parse(self, body: bytes) -> list[dict[str, str]]:
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            raise ToolError(f"the {self.backend} search did not answer JSON") from None
+        return self._results(data)
 
     def _results(self, data: Any) -> list[dict[str, str]]:
         if not isinstance(data, dict):
