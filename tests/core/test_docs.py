@@ -60,3 +60,22 @@ def test_example_runs(code: str, tmp_path: Path) -> None:
             check=False,
         )
     assert result.returncode == 0, result.stderr
+
+
+def test_every_test_the_security_page_names_exists() -> None:
+    """docs/security.md names the test behind each defence (``tests/…py::name``, or ``::name``
+    for another test of the file named last): each must exist, so the page cannot drift."""
+    text = (ROOT / "docs" / "security.md").read_text()
+    named = re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`", text)
+    current: Path | None = None
+    checked = 0
+    for path, name in named:
+        if path:
+            current = ROOT / path
+            assert current.is_file(), f"docs/security.md names a missing file {path}"
+        if name:
+            assert current is not None, f"::{name} follows no file"
+            pattern = rf"^(async )?def {name}\("
+            assert re.search(pattern, current.read_text(), re.MULTILINE), f"no {name} in {current}"
+            checked += 1
+    assert checked >= 30
