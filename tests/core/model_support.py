@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from chat_shell.testing import Reply, reply_chunks
@@ -49,3 +51,13 @@ def sse_stream(
             lines = [b": keep-alive", b"id: 1", *lines]
         events.append(line_end.join(lines) + line_end + line_end)
     return (b"\xef\xbb\xbf" if bom else b"") + b"".join(events)
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A certificate authority made for the test, and a server certificate it signed."""
+
+    ca: Path  # the CA's certificate (PEM): what a client must trust
+    folder: Path  # a folder holding only the CA, hashed as `openssl rehash` does
+    cert: Path  # the server's certificate for 127.0.0.1, signed by the CA
+    key: Path
