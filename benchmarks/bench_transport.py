@@ -1,9 +1,11 @@
 """Model-client transport: CPU µs per token of the client process, reading OpenAI-protocol
 streams from a scripted upstream in its own process on 127.0.0.1.
 
-Two loads: 100 concurrent streams of 100 tokens paced at 50 tokens/s (every token arrives in
-its own network read, as from a real model), and one unpaced 10,000-token stream. Candidates,
-interleaved (A B C A B C …) after a warm-up, medians of ``--runs`` runs:
+Three loads: 100 concurrent streams of 100 tokens paced at 50 tokens/s (every token arrives in
+its own network read, as from a real model); one unpaced 10,000-token stream; one answer whose
+single chunk carries 8 MB of text (one SSE line read in many pieces: the cost must stay linear
+in the line's length). Candidates, interleaved (A B C A B C …) after a warm-up, medians of
+``--runs`` runs:
 
 - the model client (``OpenAIBackend``, on aiohttp), one per process;
 - the same reading on httpx: one shared ``httpx.AsyncClient``, the body's bytes fed to the same
@@ -16,6 +18,8 @@ interleaved (A B C A B C …) after a warm-up, medians of ``--runs`` runs:
     python benchmarks/bench_transport.py [--runs 5] [--old] [--quick]
 
 ``--quick``: 3 runs, 2,000 unpaced tokens. Prints one JSON object (rows for docs/benchmarks.md).
+The upstream is this script too (``--upstream-port``): the scripted server, which also
+understands ``paced N MS`` and ``big N`` (one chunk of N characters).
 """
 
 from __future__ import annotations
@@ -23,18 +27,51 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench_stream import row, start_upstream
+from bench_stream import row
 
 Measure = Callable[[str, str, int], Awaitable[int]]
 
 PACED_STREAMS, PACED_TOKENS, PACE_MS = 100, 100, 20
 UNPACED_TOKENS = 10_000
+BIG = 8_000_000  # characters in the one chunk of the long-line load
+
+
+def upstream_main(port: int) -> None:
+    import threading
+
+    from chat_shell.testing import Reply, ScriptedModelServer, default_responder
+
+    def responder(request: dict[str, Any]) -> Any:
+        content = str((request.get("messages") or [{}])[-1].get("content") or "").strip()
+        if match := re.fullmatch(r"paced (\d+) (\d+)", content):
+            return Reply.tokens(int(match.group(1)), delay=int(match.group(2)) / 1000)
+        if match := re.fullmatch(r"big (\d+)", content):
+            return Reply(chunks=["x" * int(match.group(1))])
+        return default_responder(request)
+
+    with ScriptedModelServer(responder=responder, port=port) as server:
+        print(server.url, flush=True)
+        threading.Event().wait()
+
+
+def start_upstream() -> tuple[subprocess.Popen[str], str]:
+    command = [sys.executable, __file__, "--upstream-port", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    if not url.startswith("http://127.0.0.1:"):
+        process.kill()
+        raise SystemExit(f"the scripted upstream did not start: {url!r}")
+    return process, url
 
 
 def _body(content: str) -> bytes:
@@ -68,12 +105,22 @@ class _Reader:
                 self.done = True
                 return
             for part in self.accumulator.feed(json.loads(payload)):
-                self.texts += type(part) is TextDelta
+                if type(part) is TextDelta:
+                    self.texts += 1 if len(part.text) < 1000 else len(part.text)
+
+
+def _count(part: Any) -> int:
+    """A text delta counts 1, or its length for the long-line load's one huge delta."""
+    from chat_shell import TextDelta
+
+    if type(part) is not TextDelta:
+        return 0
+    return 1 if len(part.text) < 1000 else len(part.text)
 
 
 def _backend_measure(load: Callable[[], Any]) -> Measure:
     async def measure(url: str, content: str, streams: int) -> int:
-        from chat_shell import ModelRequest, TextDelta
+        from chat_shell import ModelRequest
 
         request = ModelRequest(
             model="bench", messages=[{"role": "user", "content": content}], api_base=url
@@ -81,7 +128,7 @@ def _backend_measure(load: Callable[[], Any]) -> Measure:
         backend = load()
 
         async def one() -> int:
-            return sum([type(part) is TextDelta async for part in backend.stream(request)])
+            return sum([_count(part) async for part in backend.stream(request)])
 
         try:
             return sum(await asyncio.gather(*(one() for _ in range(streams))))
@@ -162,6 +209,7 @@ def compare(
 ) -> dict[str, list[float]]:
     for measure in candidates.values():  # warm-up: imports, first connections
         cpu_per_token(measure, url, content, streams, tokens)
+    print(f"  measuring {content!r} …", file=sys.stderr, flush=True)
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(runs):
         for name, measure in candidates.items():
@@ -180,7 +228,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--old", action="store_true", help="also the old HTTP/1.1 client")
     parser.add_argument("--quick", action="store_true", help="3 runs, 2,000 unpaced tokens")
+    parser.add_argument("--upstream-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.upstream_port is not None:
+        upstream_main(args.upstream_port)
+        return
     unpaced_tokens = 2_000 if args.quick else UNPACED_TOKENS
     runs = 3 if args.quick else args.runs
     candidates: dict[str, Measure] = {NEW: _backend_measure(_aiohttp_backend)}
@@ -188,38 +240,52 @@ def main() -> None:
         candidates[OLD] = _backend_measure(_old_backend)
     candidates[HTTPX] = httpx_client
     candidates[FLOOR] = asyncio_streams
+    # name: (the request's content, concurrent streams, what counts as received)
     loads = {
-        "paced": (
-            True,
-            f"paced {PACED_TOKENS} {PACE_MS}",
-            PACED_STREAMS,
-            PACED_STREAMS * PACED_TOKENS,
-        ),
-        "unpaced": (False, f"tokens {unpaced_tokens}", 1, unpaced_tokens),
+        "paced": (f"paced {PACED_TOKENS} {PACE_MS}", PACED_STREAMS, PACED_STREAMS * PACED_TOKENS),
+        "unpaced": (f"tokens {unpaced_tokens}", 1, unpaced_tokens),
+        "long line": (f"big {BIG}", 1, BIG),
     }
+    process, url = start_upstream()
     samples: dict[str, dict[str, list[float]]] = {}
-    for load, (paced, content, streams, tokens) in loads.items():
-        process, url = start_upstream(paced=paced)
-        try:
+    try:
+        for load, (content, streams, tokens) in loads.items():
             samples[load] = compare(candidates, url, content, streams, tokens, runs)
-        finally:
-            process.terminate()
-            process.wait()
+    finally:
+        process.terminate()
+        process.wait()
+    for name, measured in samples["long line"].items():  # µs per character → ms per answer
+        samples["long line"][name] = [value * BIG / 1000 for value in measured]
     titles = {
         "paced": f"{PACED_STREAMS} concurrent streams × {PACED_TOKENS} tokens paced at "
         f"{1000 // PACE_MS} tokens/s",
         "unpaced": f"one unpaced {unpaced_tokens:,}-token stream",
+        "long line": "one answer whose one chunk holds 8 MB of text (a single SSE line)",
     }
     rows = []
     for load, title in titles.items():
         measured = samples[load]
+        unit = "ms CPU per answer" if load == "long line" else "µs CPU/token"
         if args.old:
+            goal, limit = ("≤ 1.1× old", 1.1) if load != "long line" else ("well under 1 s", None)
             rows.append(
-                row(f"{title}: {NEW} vs {OLD}", measured[NEW], measured[OLD], "≤ 1.1× old", 1.1)
+                {
+                    **row(f"{title}: {NEW} vs {OLD}", measured[NEW], measured[OLD], goal, limit),
+                    "unit": unit,
+                }
             )
         for peer in (HTTPX, FLOOR):
             rows.append(
-                row(f"{title}: {NEW} vs {peer}", measured[NEW], measured[peer], "(reference)", None)
+                {
+                    **row(
+                        f"{title}: {NEW} vs {peer}",
+                        measured[NEW],
+                        measured[peer],
+                        "(reference)",
+                        None,
+                    ),
+                    "unit": unit,
+                }
             )
     print(
         json.dumps(

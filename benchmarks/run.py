@@ -30,6 +30,7 @@ BENCHMARKS = [
         ["bench_stream.py", "--tokens", "10000", "--runs", "5", "--litellm"],
         ["--quick", "--litellm"],
     ),
+    (["bench_transport.py", "--runs", "5"], ["--quick"]),
     (["bench_sqlite.py"], ["--quick"]),
     (["bench_cli.py", "--runs", "9"], ["--quick"]),
     (["bench_http.py", "--runs", "5"], ["--quick"]),
@@ -37,6 +38,7 @@ BENCHMARKS = [
 SECTIONS = {
     "import time": "Import",
     "library streaming": "Library streaming (`stream_chat`, 10,000-token stream)",
+    "transport": "Model client transport (the `openai/` client's HTTP)",
     "sqlite history": "Storage",
     "cli": "CLI: start-up, one-shot `query`, memory",
     "http": "HTTP server (`chat-shell serve`)",

@@ -57,7 +57,7 @@ def _detail(payload: Any) -> str:
     error = payload.get("error", payload) if isinstance(payload, dict) else payload
     if isinstance(error, dict):
         for key in ("message", "detail", "error", "msg"):
-            if error.get(key):
+            if isinstance(error.get(key), str) and error[key]:
                 return str(error[key])
         return json.dumps(error)[:_MAX_ERROR_TEXT]
     return str(error)

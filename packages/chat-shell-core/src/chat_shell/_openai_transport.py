@@ -262,6 +262,10 @@ def transport_error(exc: BaseException, where: str, request: ModelRequest) -> Mo
         return ModelError(f"{where}: redirected to a URL that is not http(s)", retryable=False)
     if isinstance(exc, aiohttp.InvalidURL):
         return ModelError(f"{where}: api_base must be an http:// or https:// URL")
+    if _cannot_decode(exc):  # the same server would compress the same way again
+        return ModelError(
+            f"{where}: cannot decode the answer ({_payload_reason(exc)})", retryable=False
+        )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return ModelError(f"{where}: connection failed (the server closed it)", retryable=True)
     if isinstance(exc, aiohttp.ClientPayloadError):
@@ -285,5 +289,16 @@ def _os_reason(error: OSError) -> str:
 
 def _payload_reason(exc: BaseException) -> str:
     cause = exc.__cause__
-    text = str(getattr(cause, "message", "") or cause or exc)
+    text = str(getattr(cause, "message", "") or cause or getattr(exc, "message", "") or exc)
     return text.split(". ", 1)[0][:200]
+
+
+def _cannot_decode(exc: BaseException) -> bool:
+    """A body in a Content-Encoding aiohttp cannot (or could not) decode."""
+    import aiohttp
+
+    if not isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return False
+    cause = exc.__cause__
+    text = f"{getattr(exc, 'message', '')} {getattr(cause, 'message', '')}"
+    return "content-encoding" in text.lower()
