@@ -283,3 +283,25 @@ async def test_a_line_over_16_mib_is_a_final_error(
     with pytest.raises(ModelError, match="longer than 16777216 bytes") as caught:
         await collect(backend, server.url)
     assert caught.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'{"choices": []} and more', b"{", b'{"a": 1}}', b"\xff{}", b'{"a": NaN'],
+    ids=["extra data", "cut short", "extra brace", "not UTF-8", "unfinished"],
+)
+async def test_malformed_event_data_is_a_retryable_error(
+    backend: OpenAIBackend, server: ScriptedModelServer, data: bytes
+) -> None:
+    server.add(Reply.raw(b"data: " + data + b"\n\ndata: [DONE]\n\n"))
+    with pytest.raises(ModelError, match="malformed stream data") as caught:
+        await collect(backend, server.url)
+    assert caught.value.retryable
+
+
+async def test_event_data_with_spaces_around_the_json(
+    backend: OpenAIBackend, server: ScriptedModelServer
+) -> None:
+    chunk = b'{"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]}'
+    server.add(Reply.raw(b"data:   " + chunk + b"  \n\ndata: [DONE]\n\n"))
+    assert texts(await collect(backend, server.url)) == "ok"

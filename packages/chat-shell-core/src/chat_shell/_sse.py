@@ -71,51 +71,53 @@ class LineSplitter:
         return [line]
 
 
-class SSEParser:
+class SSEParser(LineSplitter):
     """Server-sent events from a byte stream: ``feed()`` returns the ``(event type, data)`` of
     each event the bytes complete (type ``b"message"`` unless an ``event:`` field names one;
     several ``data:`` lines joined with LF). Comments, ``id:`` and ``retry:`` are skipped."""
 
-    __slots__ = ("_data", "_data_size", "_event", "_lines")
+    __slots__ = ("_data", "_data_size", "_event")
 
     def __init__(self, max_size: int = MAX_SIZE) -> None:
-        self._lines = LineSplitter(max_size)
+        super().__init__(max_size)
         self._data: list[bytes] = []
         self._data_size = 0
         self._event = b""
 
     def feed(self, data: bytes) -> list[tuple[bytes, bytes]]:
-        return self._parse(self._lines.lines(data))
+        return self._parse(self.lines(data))
 
-    def end(self) -> list[tuple[bytes, bytes]]:
+    def end(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
         """At the end of the stream: an event not closed by a blank line is given too (a
         lenient reading; the grammar would drop it)."""
-        return self._parse([*self._lines.end(), b""])
+        return self._parse([*super().end(), b""])
 
     def _parse(self, lines: list[bytes]) -> list[tuple[bytes, bytes]]:
+        # The hot path of every streamed token: locals, and the usual line tested first.
         events: list[tuple[bytes, bytes]] = []
         data = self._data
+        size = self._data_size
+        limit = self.max_size
         for line in lines:
-            if line[:6] == b"data: ":  # the usual line first, with the least work
-                self._add(line[6:])
+            if line[:6] == b"data: ":
+                data.append(line[6:])
+                size += len(line)
             elif not line:
                 if data:
                     events.append((self._event or b"message", b"\n".join(data)))
                     data.clear()
-                    self._data_size = 0
+                    size = 0
                 self._event = b""
             elif line[:1] != b":":  # not a comment
                 name, _, value = line.partition(b":")
                 if value[:1] == b" ":
                     value = value[1:]
                 if name == b"data":
-                    self._add(value)
+                    data.append(value)
+                    size += len(line)
                 elif name == b"event":
                     self._event = value
+            if size > limit:
+                raise SSEError(f"a stream event longer than {limit} bytes")
+        self._data_size = size
         return events
-
-    def _add(self, value: bytes) -> None:
-        self._data.append(value)
-        self._data_size += len(value) + 1
-        if self._data_size > self._lines.max_size:
-            raise SSEError(f"a stream event longer than {self._lines.max_size} bytes")
