@@ -351,6 +351,23 @@ async def test_requests_go_through_the_proxy_the_environment_names(
     assert headers["Proxy-Authorization"] == f"Basic {expected}"
 
 
+async def test_a_proxy_reached_over_tls(
+    backend: OpenAIBackend,
+    tls_server: ScriptedModelServer,
+    certificate: tuple[Path, Path],
+    no_proxy_settings: pytest.MonkeyPatch,
+) -> None:
+    """An https:// proxy (the scripted TLS server plays it), its certificate checked."""
+    no_proxy_settings.setenv("HTTP_PROXY", f"https://127.0.0.1:{tls_server.port}")
+    no_proxy_settings.delenv("SSL_CERT_DIR", raising=False)
+    no_proxy_settings.delenv("SSL_CERT_FILE", raising=False)
+    with pytest.raises(ModelError, match="not trusted"):
+        await text(backend, "http://model.test/v1")
+    no_proxy_settings.setenv("SSL_CERT_FILE", str(certificate[0]))
+    assert await text(backend, "http://model.test/v1") == "echo: hi"
+    assert tls_server.headers[0]["Host"] == "model.test"
+
+
 @pytest.mark.parametrize(
     ("no_proxy", "direct"),
     [
@@ -542,6 +559,26 @@ async def test_an_untrusted_certificate_is_a_final_error(
         await text(backend, tls_server.url)
     assert caught.value.retryable is False
     assert tls_server.requests == []
+
+
+async def test_a_certificate_for_another_host_is_a_final_error(
+    backend: OpenAIBackend,
+    tls_server: ScriptedModelServer,
+    certificate: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # trusted, but for 127.0.0.1 only
+    with pytest.raises(ModelError, match=r"not trusted \(Hostname mismatch") as caught:
+        await text(backend, f"https://localhost:{tls_server.port}/v1")
+    assert caught.value.retryable is False
+
+
+async def test_tls_to_a_plain_http_server_is_a_final_error(
+    backend: OpenAIBackend, server: ScriptedModelServer
+) -> None:
+    with pytest.raises(ModelError, match="TLS handshake failed") as caught:
+        await text(backend, server.url.replace("http:", "https:"))
+    assert caught.value.retryable is False
 
 
 async def test_a_run_does_not_retry_a_certificate_failure(

@@ -161,12 +161,6 @@ class Transport:
         import aiohttp
 
         parts = urlsplit(url)
-        try:
-            context: ssl.SSLContext | bool = (
-                self.trust(request.ca_bundle) if parts.scheme == "https" else True
-            )
-        except TrustError as exc:
-            raise ModelError(f"{where}: {exc}") from None
         proxy = proxy_for(parts.scheme, parts.hostname or "", parts.port or _port(parts.scheme))
         if proxy is not None:
             proxy_parts = urlsplit(proxy)
@@ -179,6 +173,14 @@ class Transport:
                 raise ModelError(
                     f"{where}: the proxy is not an http:// or https:// URL with a host"
                 )
+        # aiohttp checks an https:// proxy's certificate with the request's context too. A
+        # plain-HTTP request through no TLS proxy needs none (and skips building one).
+        context: ssl.SSLContext | bool = True
+        if parts.scheme == "https" or (proxy or "").startswith("https:"):
+            try:
+                context = self.trust(request.ca_bundle)
+            except TrustError as exc:
+                raise ModelError(f"{where}: {exc}") from None
         # No total: aiohttp would then run a timer context around every read. The backend
         # bounds the whole request itself; the first byte and each silence are bounded too.
         timeout = aiohttp.ClientTimeout(
