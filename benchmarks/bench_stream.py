@@ -4,10 +4,8 @@ The scripted upstream runs in its own process on 127.0.0.1, so the CPU time read
 OS, for this process) is the client's alone. A and B run interleaved (A B A B …), after a warm-up,
 and the medians are compared. With ``--litellm`` the litellm paths are measured too.
 
-A second comparison reads 100 concurrent streams of 100 tokens paced at 50 tokens/s, where every
-token arrives in its own network read (as from a real model): chat-shell's model client
-(``OpenAIBackend``, one per process) against one shared ``httpx.AsyncClient`` parsing the same
-SSE lines.
+The model client's transport alone (paced streams, one network read per token) is measured by
+``bench_transport.py``.
 
     python benchmarks/bench_stream.py [--tokens 10000] [--runs 5] [--litellm] [--quick]
 
@@ -27,7 +25,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 Measure = Callable[[str, int], Awaitable[int]]
@@ -93,55 +90,8 @@ async def bare_litellm(url: str, tokens: int) -> int:
     return received
 
 
-PACED_STREAMS, PACED_TOKENS = 100, 100
-PACED = f"paced {PACED_TOKENS} 20"  # bench_http.py's upstream: 20 ms between tokens
-
-
-async def paced_bare_httpx(url: str, streams: int) -> int:
-    """The floor of the paced comparison: one shared httpx client, SSE lines parsed."""
-    import httpx
-
-    body = {"model": "bench", "messages": [{"role": "user", "content": PACED}], "stream": True}
-
-    async def one(client: httpx.AsyncClient) -> int:
-        received = 0
-        async with client.stream("POST", f"{url}/chat/completions", json=body) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("data:") and line[5:].strip() != "[DONE]":
-                    chunk = json.loads(line[5:])
-                    if chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
-                        received += 1
-        return received
-
-    limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        return sum(await asyncio.gather(*(one(client) for _ in range(streams))))
-
-
-async def paced_model_client(url: str, streams: int) -> int:
-    """chat-shell's model client: one OpenAIBackend, the parts counted."""
-    from chat_shell import ModelRequest, TextDelta
-    from chat_shell._openai_backend import OpenAIBackend
-
-    request = ModelRequest(
-        model="bench", messages=[{"role": "user", "content": PACED}], api_base=url, timeout=60
-    )
-    backend = OpenAIBackend()
-
-    async def one() -> int:
-        return sum([type(part) is TextDelta async for part in backend.stream(request)])
-
-    try:
-        return sum(await asyncio.gather(*(one() for _ in range(streams))))
-    finally:
-        await backend.aclose()
-
-
-def start_upstream(paced: bool = False) -> tuple[subprocess.Popen[str], str]:
+def start_upstream() -> tuple[subprocess.Popen[str], str]:
     command = [sys.executable, "-m", "chat_shell.testing", "--port", "0"]
-    if paced:  # the HTTP benchmark's upstream, which understands "paced N MS"
-        command = [sys.executable, str(Path(__file__).with_name("bench_http.py"))]
-        command += ["--upstream-port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     url = process.stdout.readline().strip()
@@ -215,25 +165,6 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait()
-    process, url = start_upstream(paced=True)
-    try:
-        paced: dict[str, Measure] = {
-            "paced bare httpx": paced_bare_httpx,
-            "paced model client": paced_model_client,
-        }
-        total = PACED_STREAMS * PACED_TOKENS
-        for measure in paced.values():  # warm-up: imports, first connections
-            asyncio.run(measure(url, PACED_STREAMS))
-        for _ in range(min(args.runs, 3)):
-            for name, measure in paced.items():
-                start = time.process_time()
-                received = asyncio.run(measure(url, PACED_STREAMS))
-                if received < total:
-                    raise SystemExit(f"{name}: received {received} of {total} tokens")
-                samples.setdefault(name, []).append((time.process_time() - start) / total * 1e6)
-    finally:
-        process.terminate()
-        process.wait()
     rows = [
         row(
             "stream_chat, openai/ model, vs bare httpx",
@@ -243,16 +174,6 @@ def main() -> None:
             2.0,
         ),
     ]
-    rows.append(
-        row(
-            f"model client, {PACED_STREAMS} concurrent streams paced at 50 tokens/s"
-            " (a network read per token), vs one shared httpx client",
-            samples["paced model client"],
-            samples["paced bare httpx"],
-            "(reference)",
-            None,
-        )
-    )
     if args.litellm:
         rows.append(
             row(

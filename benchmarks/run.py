@@ -30,6 +30,7 @@ BENCHMARKS = [
         ["bench_stream.py", "--tokens", "10000", "--runs", "5", "--litellm"],
         ["--quick", "--litellm"],
     ),
+    (["bench_transport.py", "--runs", "5"], ["--quick"]),
     (["bench_sqlite.py"], ["--quick"]),
     (["bench_cli.py", "--runs", "9"], ["--quick"]),
     (["bench_http.py", "--runs", "5"], ["--quick"]),
@@ -37,6 +38,7 @@ BENCHMARKS = [
 SECTIONS = {
     "import time": "Import",
     "library streaming": "Library streaming (`stream_chat`, 10,000-token stream)",
+    "transport": "Model client transport (the `openai/` client's HTTP)",
     "sqlite history": "Storage",
     "cli": "CLI: start-up, one-shot `query`, memory",
     "http": "HTTP server (`chat-shell serve`)",
@@ -72,6 +74,28 @@ METHOD = """\
   (`relay_bare.py`). Peers: the `llm` CLI, a litellm one-shot (`oneshot_litellm.py`), a
   FastAPI+litellm relay (`relay_litellm.py`), bare `litellm.acompletion`.
 """
+
+# Measurements that can no longer be repeated (what they compared is gone), kept with the
+# commit they were made at; shown at the end of their benchmark's section.
+RECORDED = {
+    "transport": """\
+**Before the change: chat-shell's own HTTP/1.1 client vs aiohttp.** Until commit `10a9117` the
+`openai/` client ran on a hand-written HTTP/1.1 client (`_http11.py`, 561 lines). Before it was
+deleted, both were measured side by side in one run of `python benchmarks/bench_transport.py
+--runs 7 --old` at that commit (2026-12-01, the machine above; CPU µs per token of the client
+process, medians of 7 interleaved runs, min–max; median of the per-round ratios in brackets):
+
+| load | aiohttp client | old HTTP/1.1 client | ratio | httpx, same parsing | bare asyncio (floor) | goal | pass |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+| 100 streams × 100 tokens paced at 50 tokens/s | 63.6 (56.2–75.6) | 66.4 (56.5–83.1) | 0.96 (0.95) | 169.6 | 55.6 | ≤ 1.1× old | ✅ |
+| one unpaced 10,000-token stream | 9.8 (9.3–14.2) | 14.4 (12.2–18.7) | 0.68 (0.69) | 32.7 | 12.9 | ≤ 1.1× old | ✅ |
+| one 8 MB line, ms CPU per answer | 39.9 (32.3–48.2) | 138.7 (111.0–167.4) | 0.29 (0.28) | 96.9 | 44.1 | well under 1 s | ✅ |
+
+Both clients include their own SSE and JSON parsing; the aiohttp client's is the leaner one
+that came with the change (which is most of the unpaced gain). The httpx and bare-asyncio
+columns use that same parsing, so they compare the HTTP layers alone: per token, aiohttp costs
+≈ 1.1× bare asyncio streams paced and less than them unpaced, httpx ≈ 2.5–3×.""",  # noqa: E501
+}
 
 # Why a goal is missed, keyed by a piece of the row's metric; shown only when such a row fails.
 # Found with `python -X importtime`, pyinstrument (in benchmarks/.venv-peers, never a project
@@ -280,6 +304,8 @@ def render(
         notes = [row["note"] for row in result["rows"] if row.get("note")]
         if notes:
             lines += ["", *[f"- {note}" for note in notes]]
+        if result["benchmark"] in RECORDED:
+            lines += ["", RECORDED[result["benchmark"]]]
         lines.append("")
     lines += [METHOD, "Raw samples: `benchmarks/results/latest.json` (not committed).", ""]
     return "\n".join(lines)

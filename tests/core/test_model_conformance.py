@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from chat_shell import ModelError, ModelRequest, ReasoningDelta, TextDelta, ToolCallPart, UsagePart
@@ -10,6 +11,11 @@ from chat_shell._litellm_backend import LiteLLMBackend
 from chat_shell._model_backend import ModelBackend, ModelPart
 from chat_shell._openai_backend import OpenAIBackend
 from chat_shell.testing import Reply, ScriptedModelServer, ScriptedToolCall
+from model_support import sse_stream
+
+PORTAL = b"""<!DOCTYPE html><html><head><meta charset="utf-8">
+<title>Sign in to Example Corp</title></head><body><form>...</form></body></html>"""
+BAD_GATEWAY = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 
 TOOLS = [
     {
@@ -123,6 +129,7 @@ class BackendConformance:
             api_key="sk-test",
             timeout=10,
         )
+
         async def consume() -> None:
             async for part in backend.stream(request):
                 seen.append(part)
@@ -131,6 +138,68 @@ class BackendConformance:
             await consume()
         assert caught.value.retryable
         assert [p.text for p in seen if isinstance(p, TextDelta)] == ["a", "b"]
+
+    @pytest.mark.parametrize(
+        "style",
+        [
+            {"line_end": b"\r\n"},
+            {"line_end": b"\r"},
+            {"split_data": True},
+            {"comments": True, "event": b"message"},
+        ],
+        ids=["CRLF", "CR", "data over several lines", "comments and fields"],
+    )
+    async def test_the_whole_sse_grammar(
+        self, backend: ModelBackend, server: ScriptedModelServer, style: dict[str, Any]
+    ) -> None:
+        server.add(Reply.raw(sse_stream(Reply.tokens(5), **style), piece_size=7))
+        parts = await self.collect(backend, server)
+        assert [p.text for p in parts if isinstance(p, TextDelta)] == [f"t{i} " for i in range(5)]
+        assert parts[-1] == UsagePart(
+            {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        )
+
+    async def test_an_html_error_page_is_a_retryable_model_error(
+        self, backend: ModelBackend, server: ScriptedModelServer
+    ) -> None:
+        server.add(Reply.raw(BAD_GATEWAY, "text/html", status=502))
+        with pytest.raises(ModelError) as caught:
+            await self.collect(backend, server)
+        assert caught.value.retryable
+        assert caught.value.status_code == 502
+
+    @pytest.mark.parametrize("status", [307, 308])
+    async def test_a_redirect_that_keeps_the_post_is_followed(
+        self, backend: ModelBackend, server: ScriptedModelServer, status: int
+    ) -> None:
+        server.add(Reply.redirect("/moved/v1/chat/completions", status), Reply.tokens(3))
+        parts = await self.collect(backend, server)
+        assert [p.text for p in parts if isinstance(p, TextDelta)] == ["t0 ", "t1 ", "t2 "]
+        assert server.paths == [
+            ("POST", "/v1/chat/completions"),
+            ("POST", "/moved/v1/chat/completions"),
+        ]
+        assert server.requests[1] == server.requests[0]
+
+    @pytest.mark.parametrize("status", [301, 302, 303])
+    async def test_a_redirect_that_turns_the_post_into_a_get_ends_in_a_final_error(
+        self, backend: ModelBackend, server: ScriptedModelServer, status: int
+    ) -> None:
+        """As the official SDK (httpx) does, and browsers: the server then answers 405."""
+        server.add(Reply.redirect("/moved/v1/chat/completions", status))
+        with pytest.raises(ModelError) as caught:
+            await self.collect(backend, server)
+        assert server.paths[1] == ("GET", "/moved/v1/chat/completions")
+        assert caught.value.retryable is False
+        assert caught.value.status_code == 405
+
+    @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+    async def test_a_compressed_stream(
+        self, backend: ModelBackend, server: ScriptedModelServer, encoding: str
+    ) -> None:
+        server.add(Reply.tokens(20, content_encoding=encoding))
+        parts = await self.collect(backend, server)
+        assert [p.text for p in parts if isinstance(p, TextDelta)] == [f"t{i} " for i in range(20)]
 
     async def test_unreachable_endpoint(self, backend: ModelBackend) -> None:
         request = ModelRequest(
@@ -154,6 +223,65 @@ class TestOpenAIBackend(BackendConformance):
         backend = OpenAIBackend()
         yield backend
         await backend.aclose()
+
+    async def test_a_byte_order_mark_may_open_the_stream(
+        self, backend: ModelBackend, server: ScriptedModelServer
+    ) -> None:
+        """(litellm drops the event the mark is glued to.)"""
+        server.add(Reply.raw(sse_stream(Reply.tokens(2), bom=True, role_chunk=False)))
+        parts = await self.collect(backend, server)
+        assert [p.text for p in parts if isinstance(p, TextDelta)] == ["t0 ", "t1 "]
+
+    # Answers that are not an SSE stream. litellm (1.110) gives an empty answer for the first
+    # three instead of an error or the completion's text, and its message of an HTML error
+    # page is only "Error code: 502": these hold for the openai/ client only.
+
+    async def test_a_whole_completion_instead_of_a_stream(
+        self, backend: ModelBackend, server: ScriptedModelServer
+    ) -> None:
+        """A server that ignores ``stream: true``: the same parts from its one JSON answer."""
+        server.add(
+            Reply(
+                chunks=["Let me ", "compute."],
+                tool_calls=[ScriptedToolCall("calculator", {"expression": "6*7"}, id="call_a")],
+                not_streamed=True,
+            )
+        )
+        parts = await self.collect(backend, server, tools=True)
+        assert "".join(p.text for p in parts if isinstance(p, TextDelta)) == "Let me compute."
+        assert [p for p in parts if isinstance(p, ToolCallPart)] == [
+            ToolCallPart(id="call_a", name="calculator", arguments='{"expression": "6*7"}')
+        ]
+        assert parts[-1] == UsagePart(
+            {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17}
+        )
+
+    @pytest.mark.parametrize(
+        ("status", "content_type", "body", "says", "retryable"),
+        [
+            (200, "application/json", b'{"error": {"message": "no such model"}}', "no such", False),
+            (200, "text/html", PORTAL, "Sign in to Example Corp", False),
+            (502, "text/html", BAD_GATEWAY, "Bad Gateway", True),
+        ],
+        ids=["JSON error with 200", "HTML page with 200", "HTML error page"],
+    )
+    async def test_an_answer_that_is_no_completion_is_a_clear_error(
+        self,
+        backend: ModelBackend,
+        server: ScriptedModelServer,
+        status: int,
+        content_type: str,
+        body: bytes,
+        says: str,
+        retryable: bool,
+    ) -> None:
+        server.add(Reply.raw(body, content_type, status=status))
+        with pytest.raises(ModelError, match=says) as caught:
+            await self.collect(backend, server)
+        assert caught.value.retryable is retryable
+        assert caught.value.status_code == status
+        assert f"HTTP {status} ({content_type})" in str(caught.value)
+        assert "ended before" not in str(caught.value)
 
     async def test_stream_error_event(
         self, backend: ModelBackend, server: ScriptedModelServer

@@ -268,6 +268,10 @@ class ChatAgent:
                 api_base=spec.api_base,
                 api_key=spec.api_key,
                 timeout=spec.timeout,
+                connect_timeout=spec.connect_timeout,
+                first_byte_timeout=spec.first_byte_timeout,
+                read_timeout=spec.read_timeout,
+                ca_bundle=spec.ca_bundle,
             )
             for attempt in range(plan.retries + 1):
                 step.model = spec.name

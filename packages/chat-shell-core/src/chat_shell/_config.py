@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from ._errors import UserError
+from ._model_backend import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, READ_TIMEOUT
 
 __all__ = [
     "ModelConfig",
@@ -167,6 +168,16 @@ class ModelConfig(BaseModel):
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, gt=0)
     timeout: float | None = Field(default=None, gt=0, description="seconds per request")
+    connect_timeout: float | None = Field(default=None, gt=0, description="seconds to connect")
+    first_byte_timeout: float | None = Field(
+        default=None, gt=0, description="seconds from the request to the answer's first byte"
+    )
+    read_timeout: float | None = Field(
+        default=None, gt=0, description="longest silence within an answer, in seconds"
+    )
+    ca_bundle: str | None = Field(
+        default=None, description="PEM file or folder of CAs trusted instead of the system's"
+    )
 
 
 class Settings(BaseModel):
@@ -187,6 +198,17 @@ class Settings(BaseModel):
     tool_timeout: float = Field(default=30.0, gt=0, description="seconds per tool call")
     run_timeout: float | None = Field(default=600.0, gt=0, description="seconds per run")
     retries: int = Field(default=2, ge=0, le=10, description="retries before the first token")
+    connect_timeout: float = Field(
+        default=CONNECT_TIMEOUT, gt=0, description="seconds to connect to a model's endpoint"
+    )
+    first_byte_timeout: float = Field(
+        default=FIRST_BYTE_TIMEOUT,
+        gt=0,
+        description="seconds from a model request to the first byte of its answer",
+    )
+    read_timeout: float = Field(
+        default=READ_TIMEOUT, gt=0, description="longest silence within a model's answer, seconds"
+    )
     storage: str = Field(default="sqlite", description="history backend of the CLI and server")
     storage_path: str | None = Field(
         default=None, description="file or folder of the sqlite/json backends (default: in home)"
@@ -250,6 +272,9 @@ _ENV_KEYS = (
     "tool_timeout",
     "run_timeout",
     "retries",
+    "connect_timeout",
+    "first_byte_timeout",
+    "read_timeout",
     "storage",
     "storage_path",
     "storage_url",

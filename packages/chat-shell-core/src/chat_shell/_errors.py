@@ -44,6 +44,8 @@ class ModelError(ChatShellError):
 
     ``retryable`` is true for failures that may pass on a second try (rate limits, timeouts,
     5xx answers, dropped connections) and false for the rest (bad key, bad request).
+    ``retry_after`` is how long the provider asked to wait before a retry (seconds, from a
+    ``Retry-After`` header), if it said.
     """
 
     code = "model_error"
@@ -55,11 +57,13 @@ class ModelError(ChatShellError):
         retryable: bool = False,
         status_code: int | None = None,
         model: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status_code = status_code
         self.model = model
+        self.retry_after = retry_after
 
 
 class ToolError(ChatShellError):

@@ -46,10 +46,21 @@ class UsagePart:
 ModelPart = TextDelta | ReasoningDelta | ToolCallPart | UsagePart
 
 
+# Seconds, the defaults of the config keys of the same names (docs/models.md): connecting (TLS
+# and proxy included); from sending a request to the first bytes of its answer; the longest
+# silence within an answer.
+CONNECT_TIMEOUT = 10.0
+FIRST_BYTE_TIMEOUT = 60.0
+READ_TIMEOUT = 60.0
+
+
 @dataclass(slots=True)
 class ModelRequest:
     """One model call. ``model`` is the provider's own name (``gpt-4o-mini`` for OpenAI
-    backends, the full litellm name for litellm)."""
+    backends, the full litellm name for litellm). ``timeout`` bounds the whole call; the
+    OpenAI-protocol client also bounds connecting, the wait for a first byte and each silence
+    within the answer, and trusts ``ca_bundle`` (a PEM file or folder) instead of the system's
+    CAs when it is set."""
 
     model: str
     messages: list[dict[str, Any]]
@@ -59,6 +70,10 @@ class ModelRequest:
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
     timeout: float = 600.0
+    connect_timeout: float = CONNECT_TIMEOUT
+    first_byte_timeout: float = FIRST_BYTE_TIMEOUT
+    read_timeout: float = READ_TIMEOUT
+    ca_bundle: str | None = None
 
 
 class ModelBackend(ABC):

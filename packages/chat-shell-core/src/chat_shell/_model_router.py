@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from ._config import ModelConfig, Settings
 from ._errors import UserError
 from ._litellm_backend import LiteLLMBackend
-from ._model_backend import ModelBackend
+from ._model_backend import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, READ_TIMEOUT, ModelBackend
 from ._openai_backend import DEFAULT_OPENAI_BASE, OpenAIBackend
 from ._providers import LITELLM_PROVIDERS
 
@@ -47,6 +47,10 @@ class ModelSpec:
     temperature: float | None = None
     max_tokens: int | None = None
     timeout: float = 600.0
+    connect_timeout: float = CONNECT_TIMEOUT
+    first_byte_timeout: float = FIRST_BYTE_TIMEOUT
+    read_timeout: float = READ_TIMEOUT
+    ca_bundle: str | None = None
 
 
 class ModelRouter:
@@ -118,6 +122,10 @@ class ModelRouter:
             temperature=config.temperature,
             max_tokens=config.max_tokens,
             timeout=config.timeout or 600.0,
+            connect_timeout=config.connect_timeout or self.settings.connect_timeout,
+            first_byte_timeout=config.first_byte_timeout or self.settings.first_byte_timeout,
+            read_timeout=config.read_timeout or self.settings.read_timeout,
+            ca_bundle=config.ca_bundle,
         )
 
     def backend(self, spec: ModelSpec) -> ModelBackend:

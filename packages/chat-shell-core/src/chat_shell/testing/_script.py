@@ -29,7 +29,15 @@ class Reply:
     ``reasoning`` chunks come first, then text, then ``tool_calls`` (arguments split across
     several deltas, as real servers do), then usage. ``status`` ≥ 400 answers an error instead;
     ``stream_error`` sends an error event after the chunks; ``drop_after`` closes the connection
-    after that many chunks; ``delay`` waits between chunks (seconds).
+    after that many chunks; ``hold_after`` stops sending after that many chunks and keeps the
+    connection open until the client hangs up; ``delay`` waits between chunks (seconds).
+
+    What real servers also do: ``body`` is sent as the answer's body as it is (with
+    ``content_type``, ``""`` for none; in pieces of ``piece_size`` bytes, each flushed, if set);
+    ``not_streamed``
+    answers a streaming request with one JSON ``chat.completion``; ``content_encoding``
+    (``gzip`` or ``deflate``) compresses the body as it streams; ``location`` makes a 3xx
+    ``status`` a redirect; ``headers`` are added to the answer.
     """
 
     chunks: list[str] = field(default_factory=list)
@@ -42,6 +50,14 @@ class Reply:
     drop_after: int | None = None
     delay: float = 0.0
     first_delay: float = 0.0
+    hold_after: int | None = None
+    body: bytes | None = None
+    content_type: str | None = None
+    piece_size: int | None = None
+    not_streamed: bool = False
+    content_encoding: str | None = None
+    location: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def text(cls, text: str, **options: Any) -> Reply:
@@ -61,8 +77,17 @@ class Reply:
         return cls(tool_calls=[ScriptedToolCall(name, arguments)], **options)
 
     @classmethod
-    def error(cls, status: int, message: str = "scripted error") -> Reply:
-        return cls(status=status, error_message=message)
+    def error(cls, status: int, message: str = "scripted error", **options: Any) -> Reply:
+        return cls(status=status, error_message=message, **options)
+
+    @classmethod
+    def raw(cls, body: bytes, content_type: str = "text/event-stream", **options: Any) -> Reply:
+        """An answer whose body is ``body``, byte for byte (``content_type=""``: no header)."""
+        return cls(body=body, content_type=content_type, **options)
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 307) -> Reply:
+        return cls(status=status, location=location)
 
     def usage_for(self, prompt_tokens: int = 10) -> dict[str, int]:
         if self.usage is not None:

@@ -12,10 +12,12 @@ import argparse
 import contextlib
 import json
 import re
+import select
 import socket
 import ssl
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,23 +61,37 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return None
 
-    def _send_json(self, status: int, body: dict[str, Any]) -> None:
+    def _send_json(self, status: int, body: dict[str, Any], reply: Reply | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        if reply is not None:
+            self._send_headers(reply)
+            data = _compress(data, reply.content_encoding)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_headers(self, reply: Reply) -> None:
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if reply.content_encoding:
+            self.send_header("Content-Encoding", reply.content_encoding)
+
     def do_GET(self) -> None:
+        self.server.owner._record("GET", self.path)
         if self.path.rstrip("/").endswith("/models"):
             self._send_json(
                 200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
             )
+        elif self.path.rstrip("/").endswith("/chat/completions"):
+            error = {"message": "use POST", "type": "invalid_request"}
+            self._send_json(405, {"error": error})
         else:
             self._send_json(404, {"error": {"message": "not found", "type": "invalid_request"}})
 
     def do_POST(self) -> None:
+        self.server.owner._record("POST", self.path)
         length = int(self.headers.get("Content-Length") or 0)
         try:
             request = json.loads(self.rfile.read(length) or b"{}")
@@ -88,27 +104,59 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.server.owner._next(request, dict(self.headers), self.client_address)
         if reply.first_delay:
             time.sleep(reply.first_delay)
+        if reply.location is not None:
+            self.send_response(reply.status)
+            self.send_header("Location", reply.location)
+            self._send_headers(reply)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if reply.body is not None:
+            self._send_raw(reply)
+            return
         if reply.status >= 400:
             error = {"message": reply.error_message, "type": "scripted", "code": reply.status}
-            self._send_json(reply.status, {"error": error})
+            self._send_json(reply.status, {"error": error}, reply)
             return
         model = str(request.get("model", "scripted"))
-        if not request.get("stream"):
-            self._send_json(200, completion_body(reply, model))
+        if not request.get("stream") or reply.not_streamed:
+            self._send_json(200, completion_body(reply, model), reply)
             return
         self._stream(reply, model)
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
-    def _stream(self, reply: Reply, model: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
+    def _start_chunked(self, status: int, content_type: str, reply: Reply) -> _Body:
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
+        self._send_headers(reply)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        return _Body(self, reply.content_encoding)
+
+    def _send_raw(self, reply: Reply) -> None:
+        assert reply.body is not None
+        body = self._start_chunked(reply.status, reply.content_type or "", reply)
+        step = reply.piece_size or len(reply.body) or 1
+        try:
+            for start in range(0, len(reply.body), step):
+                body.write(reply.body[start : start + step])
+                if reply.delay:
+                    time.sleep(reply.delay)
+            body.end()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _stream(self, reply: Reply, model: str) -> None:
+        body = self._start_chunked(200, reply.content_type or "text/event-stream", reply)
         try:
             for sent, chunk in enumerate(reply_chunks(reply, model)):
+                if reply.hold_after is not None and sent >= reply.hold_after:
+                    self._hold()
+                    return
                 if reply.drop_after is not None and sent > reply.drop_after:
                     self.close_connection = True
                     self.wfile.flush()
@@ -118,16 +166,62 @@ class _Handler(BaseHTTPRequestHandler):
                     reply.chunks
                 ):
                     error = {"error": {"message": reply.stream_error, "type": "scripted"}}
-                    self._write_chunk(b"data: " + json.dumps(error).encode() + b"\n\n")
+                    body.write(b"data: " + json.dumps(error).encode() + b"\n\n")
                     break
-                self._write_chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                body.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
                 if reply.delay:
                     time.sleep(reply.delay)
             else:
-                self._write_chunk(b"data: [DONE]\n\n")
-            self._write_chunk(b"")
+                body.write(b"data: [DONE]\n\n")
+            body.end()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _hold(self) -> None:
+        """Send nothing more; wait until the client hangs up (or the server stops)."""
+        self.close_connection = True
+        self.wfile.flush()
+        owner = self.server.owner
+        while owner._server is not None:
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if not readable:
+                continue
+            try:
+                if self.connection.recv(1024):
+                    continue
+            except OSError:
+                pass
+            with owner._lock:
+                owner.hangups += 1
+            return
+
+
+def _compress(data: bytes, encoding: str | None) -> bytes:
+    return zlib.compress(data, wbits=_wbits(encoding)) if encoding else data
+
+
+def _wbits(encoding: str) -> int:
+    return 31 if encoding == "gzip" else 15  # gzip framing, or zlib's (HTTP's "deflate")
+
+
+class _Body:
+    """A chunked body, compressed as it goes (each write flushed, as a streaming server does)."""
+
+    def __init__(self, handler: _Handler, encoding: str | None) -> None:
+        self._handler = handler
+        self._compressor = zlib.compressobj(wbits=_wbits(encoding)) if encoding else None
+
+    def write(self, data: bytes) -> None:
+        if self._compressor is not None:
+            data = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+        if data:
+            self._handler._write_chunk(data)
+            self._handler.wfile.flush()
+
+    def end(self) -> None:
+        if self._compressor is not None:
+            self._handler._write_chunk(self._compressor.flush())
+        self._handler._write_chunk(b"")
 
 
 class _Server(ThreadingHTTPServer):
@@ -145,7 +239,9 @@ class ScriptedModelServer:
     Use it as a (sync or async) context manager; ``url`` is the ``api_base`` to give chat-shell
     (``http://127.0.0.1:PORT/v1``, ``https://`` when given an ``ssl_context``). ``requests``
     records every request body received, ``headers`` their headers and ``peers`` the client
-    address each came from (one address for requests sent on one kept-alive connection).
+    address each came from (one address for requests sent on one kept-alive connection);
+    ``paths`` holds the method and path of every request (redirected ones included) and
+    ``hangups`` counts the clients that hung up on a held stream (``Reply.hold_after``).
     """
 
     def __init__(
@@ -164,6 +260,8 @@ class ScriptedModelServer:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.peers: list[tuple[str, int]] = []
+        self.paths: list[tuple[str, str]] = []
+        self.hangups = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -171,6 +269,10 @@ class ScriptedModelServer:
         """Queue replies for the next requests."""
         with self._lock:
             self._script.extend(replies)
+
+    def _record(self, method: str, path: str) -> None:
+        with self._lock:
+            self.paths.append((method, path))
 
     def _next(self, request: dict[str, Any], headers: dict[str, str], peer: Any) -> Reply:
         with self._lock:

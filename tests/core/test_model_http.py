@@ -1,6 +1,7 @@
-"""The model client's HTTP/1.1 layer against hand-written answers from a raw server on
-127.0.0.1: every body framing, answers split into tiny pieces, informational answers, answers
-that break the protocol (each a ModelError, none a hang), a CONNECT tunnel and header safety."""
+"""The model client's HTTP against hand-written answers from a raw server on 127.0.0.1: every
+body framing, answers split into tiny pieces, informational answers, answers that break the
+protocol (each a ModelError, none a hang), a CONNECT tunnel, header safety and connections a
+server closed while idle."""
 
 from __future__ import annotations
 
@@ -87,6 +88,7 @@ async def answer(backend: OpenAIBackend, api_base: str, api_key: str = "sk-test"
     return "".join(p.text for p in parts if isinstance(p, TextDelta))
 
 
+KEY = "sk-test-secret-key-0123456789"
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
 BODY = sse("Hello", ", ", "world")
 
@@ -102,14 +104,6 @@ BODY = sse("Hello", ", ", "world")
             + b"Transfer-Encoding: chunked\r\n\r\n"
             + chunked(BODY, 5, b";name=value")
             + b"X-Trailer: 1\r\n\r\n",
-            True,
-        ),
-        (
-            "bare LF chunk lines",
-            OK
-            + b"Transfer-Encoding: chunked\r\n\r\n"
-            + chunked(BODY).replace(b"\r\n", b"\n")
-            + b"\n",
             True,
         ),
         (
@@ -156,7 +150,10 @@ async def test_a_body_that_ends_with_the_connection(
     [
         ("not HTTP", b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
         ("bad status", b"HTTP/1.1 2OO OK\r\n\r\n"),
-        ("folded header", OK + b" folded: yes\r\nContent-Length: 0\r\n\r\n"),
+        (
+            "bare LF chunk lines",
+            OK + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(BODY).replace(b"\r\n", b"\n"),
+        ),
         ("bad content-length", OK + b"Content-Length: 12abc\r\n\r\n"),
         ("bad chunk size", OK + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"),
         ("0x chunk size", OK + b"Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n"),
@@ -164,7 +161,6 @@ async def test_a_body_that_ends_with_the_connection(
             "chunk longer than said",
             OK + b"Transfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n",
         ),
-        ("switching protocols", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"),
         ("overlong head", OK + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n"),
         ("overlong chunk line", OK + b"Transfer-Encoding: chunked\r\n\r\n" + b"1" * 2000 + b"\r\n"),
     ],
@@ -174,8 +170,18 @@ async def test_answers_that_break_the_protocol_are_model_errors(
 ) -> None:
     server = RawServer(raw, close=True)
     with pytest.raises(ModelError, match="connection failed") as caught:
-        await asyncio.wait_for(answer(backend, await serve(server)), 5)
+        await asyncio.wait_for(answer(backend, await serve(server), api_key=KEY), 5)
     assert caught.value.retryable, name
+    assert KEY not in str(caught.value)
+
+
+async def test_switching_protocols_is_a_final_error(
+    backend: OpenAIBackend, serve: Callable[[RawServer], Awaitable[str]]
+) -> None:
+    server = RawServer(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", close=True)
+    with pytest.raises(ModelError, match=r"HTTP 101 \(no content type\) is not a chat") as caught:
+        await asyncio.wait_for(answer(backend, await serve(server)), 5)
+    assert caught.value.retryable is False
 
 
 @pytest.mark.parametrize(
@@ -195,12 +201,13 @@ async def test_an_api_key_cannot_inject_headers(
 ) -> None:
     server = RawServer(OK + b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY)
     api_base = await serve(server)
-    with pytest.raises(ModelError, match="not allowed"):
+    with pytest.raises(ModelError, match="not allowed") as caught:
         await answer(backend, api_base, api_key="sk-test\r\nX-Evil: 1")
     assert server.heads == []
+    assert "X-Evil" not in str(caught.value)
 
 
-async def test_the_request_is_plain_http11(
+async def test_the_request(
     backend: OpenAIBackend, serve: Callable[[RawServer], Awaitable[str]]
 ) -> None:
     server = RawServer(OK + b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY)
@@ -211,7 +218,9 @@ async def test_the_request_is_plain_http11(
     assert headers["Host"].startswith("127.0.0.1:")
     assert headers["Authorization"] == "Bearer sk-test"
     assert headers["Content-Type"] == "application/json"
-    assert headers["Accept-Encoding"] == "identity"
+    assert headers["Accept"] == "text/event-stream"
+    assert headers["Accept-Encoding"] == "gzip, deflate"  # what the client can decode
+    assert headers["User-Agent"].startswith("chat-shell/")
     assert int(headers["Content-Length"]) > 0
 
 
@@ -266,8 +275,9 @@ async def test_https_through_a_connect_tunnel(
         upstream_port = upstream.port
         async with listener:
             if refuse:
-                with pytest.raises(ModelError, match="proxy refused the tunnel"):
+                with pytest.raises(ModelError, match=r"proxy refused the tunnel \(HTTP 407\)") as e:
                     await answer(backend, upstream.url)
+                assert e.value.retryable is False
             else:
                 assert await answer(backend, upstream.url) == "echo: hi"
     connect = proxy.requests[0].decode()
