@@ -322,7 +322,7 @@ async def test_all_models_failing_gives_an_error_event(storage: MemoryStorage) -
     run = await run_to_end(storage, plan_for(FakeModel(Reply.error(400, "bad request")), retries=0))
     assert run.state == "failed"
     assert run.events[0].event_type is EventType.ERROR
-    assert run.events[0].data["code"] == "model_error"
+    assert run.events[0].data["code"] == "bad_request"
     assert "bad request" in run.events[0].data["message"]
     assert [m.role for m in await storage.history.get_history("s1")] == ["user"]
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ._agent import ChatAgent, ModelChoice, RunPlan
     from ._config import ModelConfig, Settings, default_home, load_settings, mask_secret
     from ._errors import (
+        MODEL_ERROR_CODES,
         ChatShellError,
         ModelError,
         NotFoundError,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from ._memory_storage import MemoryStorage
     from ._messages import Message, Role, SessionInfo, ToolCall, validate_session_id
     from ._model_backend import (
+        FinishPart,
         ModelBackend,
         ModelPart,
         ModelRequest,
@@ -84,6 +86,7 @@ _LOCATIONS: dict[str, str] = {
     "DirectChatInterface": "_interface",
     "ErrorData": "_events",
     "EventType": "_events",
+    "FinishPart": "_model_backend",
     "HistoryStorage": "_storage",
     "ImportReport": "_transfer",
     "InterfaceConfig": "_interface",
@@ -98,6 +101,7 @@ _LOCATIONS: dict[str, str] = {
     "ModelRequest": "_model_backend",
     "ModelRouter": "_model_router",
     "ModelSpec": "_model_router",
+    "MODEL_ERROR_CODES": "_errors",
     "PROVIDER_KEY_VARIABLES": "_model_router",
     "NotFoundError": "_errors",
     "PackedEvents": "_run",
@@ -140,6 +144,7 @@ _LOCATIONS: dict[str, str] = {
 }
 
 __all__ = [
+    "MODEL_ERROR_CODES",
     "PROVIDER_KEY_VARIABLES",
     "AgentRun",
     "ApprovalCallback",
@@ -154,6 +159,7 @@ __all__ = [
     "DirectChatInterface",
     "ErrorData",
     "EventType",
+    "FinishPart",
     "HistoryStorage",
     "ImportReport",
     "InterfaceConfig",

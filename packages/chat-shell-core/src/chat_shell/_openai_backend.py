@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import ModelError
 from ._model_backend import ChunkAccumulator, ModelBackend, ModelPart, ModelRequest
+from ._providers import is_openai_reasoning_model
 
 if TYPE_CHECKING:
     from ._http11 import HTTPClient, Origin
@@ -128,10 +129,11 @@ class OpenAIBackend(ModelBackend):
         }
         if request.tools:
             body["tools"] = request.tools
-        if request.temperature is not None:
+        reasoning = is_openai_reasoning_model(request.model)
+        if request.temperature is not None and not (reasoning and request.temperature != 1):
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
+            body["max_completion_tokens" if reasoning else "max_tokens"] = request.max_tokens
         return json.dumps(body, ensure_ascii=False).encode()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelPart]:
@@ -151,7 +153,7 @@ class OpenAIBackend(ModelBackend):
         ]
         if request.api_key:
             headers.append(("Authorization", f"Bearer {request.api_key}"))
-        accumulator = ChunkAccumulator()
+        accumulator = ChunkAccumulator(where, request.api_key)
         done = False
         try:
             client = self._clients.get(origin)
@@ -184,12 +186,6 @@ class OpenAIBackend(ModelBackend):
                         chunk = loads(payload)
                     except ValueError as exc:
                         raise ModelError(f"{where}: malformed stream data", retryable=True) from exc
-                    if "error" in chunk:
-                        error = chunk["error"]
-                        message = error.get("message", "") if isinstance(error, dict) else error
-                        raise ModelError(
-                            f"{where}: {_redact(str(message), request.api_key)}", retryable=False
-                        )
                     for part in feed(chunk):
                         yield part
                 if done:
