@@ -142,21 +142,14 @@ def _retry_wait(exc: ModelError, attempt: int, retries: int) -> float | None:
     return _BACKOFF_SECONDS[min(attempt, len(_BACKOFF_SECONDS) - 1)]
 
 
-def _log_failure(
-    run: AgentRun, spec: ModelSpec, exc: ModelError, wait: float | None, fallback: str | None
-) -> None:
+def _log_failure(run: AgentRun, spec: ModelSpec, exc: ModelError, when: str, then: str) -> None:
     """One line per failed model call, for operators (the message never holds a key)."""
     status = f", HTTP {exc.status_code}" if exc.status_code is not None else ""
-    if wait is not None:
-        then = f"retrying in {wait:g} s"
-    elif fallback is not None:
-        then = f"trying fallback model {fallback}"
-    else:
-        then = "giving up"
     logger.warning(
-        "run %s: model %s failed before answering (%s%s%s): %s; %s",
+        "run %s: model %s failed %s (%s%s%s): %s; %s",
         run.id,
         spec.name,
+        when,
         exc.code,
         status,
         ", retryable" if exc.retryable else "",
@@ -379,6 +372,7 @@ class ChatAgent:
                     await self._stream_into(run, choice.backend, request, step)
                 except ModelError as exc:
                     if step.first_token is not None:
+                        _log_failure(run, spec, exc, "mid-answer", "the partial answer is kept")
                         raise
                     last_error = exc
                     wait = _retry_wait(exc, attempt, plan.retries)
@@ -389,7 +383,11 @@ class ChatAgent:
                     if late:
                         wait = None
                     later = plan.models[position + 1 :]
-                    _log_failure(run, spec, exc, wait, later[0].spec.name if later else None)
+                    if wait is not None:
+                        then = f"retrying in {wait:g} s"
+                    else:
+                        then = f"trying fallback {later[0].spec.name}" if later else "giving up"
+                    _log_failure(run, spec, exc, "before answering", then)
                     if wait is None:
                         break
                     await asyncio.sleep(wait)
