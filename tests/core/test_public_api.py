@@ -10,6 +10,7 @@ from pathlib import Path
 
 import chat_shell
 import chat_shell.testing
+import pytest
 
 
 def test_all_is_sorted_and_every_name_exists() -> None:
@@ -79,6 +80,7 @@ def test_importing_chat_shell_stays_light() -> None:
     assert result.stdout.strip() == ""
 
 
+@pytest.mark.litellm
 def test_the_provider_list_matches_litellm() -> None:
     """``_providers`` lets us name models without importing litellm; it must not drift."""
     code = (
