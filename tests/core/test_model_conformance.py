@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from chat_shell import (
     UsagePart,
 )
 from chat_shell._litellm_backend import LiteLLMBackend
-from chat_shell._model_backend import ModelBackend, ModelPart
+from chat_shell._model_backend import ModelBackend, ModelPart, parse_retry_after
 from chat_shell._openai_backend import OpenAIBackend
 from chat_shell.testing import Recording, Reply, ScriptedModelServer, ScriptedToolCall
 
@@ -396,3 +397,23 @@ class TestLiteLLMBackend(BackendConformance):
         backend = LiteLLMBackend()
         yield backend
         await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("7", 7.0),
+        (" 0.5 ", 0.5),
+        ("-3", 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 120.0),  # an HTTP date, two minutes ahead
+        ("Wed, 21 Oct 2015 07:20:00 GMT", 0.0),  # already past
+        ("soon", None),
+        ("nan", None),
+        ("inf", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_values(value: str | None, seconds: float | None) -> None:
+    now = datetime(2015, 10, 21, 7, 26, tzinfo=UTC).timestamp()
+    assert parse_retry_after(value, now=now) == seconds

@@ -229,6 +229,7 @@ class ChatAgent:
                 conversation += plan.context + history + plan.new_messages
                 for _ in range(plan.max_iterations):
                     step = _Step(model=plan.models[0].spec.name)
+                    run.finish_reason = None  # the last answer's, once it has ended
                     await self._model_step(run, plan, conversation, step, deadline)
                     run.finish_reason = step.finish_reason
                     cut_off = _CUT_OFF.get(step.finish_reason or "")
