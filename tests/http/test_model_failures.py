@@ -14,7 +14,7 @@ import pytest
 from chat_shell import load_settings
 from chat_shell._litellm_backend import import_litellm
 from chat_shell.testing import Recording, Reply, ScriptedModelServer
-from http_support import ThreadServer, sse_frames, user
+from http_support import ProcessServer, ThreadServer, sse_frames, user
 
 KEY = "sk-test-upstream-key-0123456789"
 SECRET = "upstream secret detail"
@@ -179,3 +179,26 @@ def test_status_codes_are_documented() -> None:
     section = docs[docs.index("## Errors") :]
     for code in MODEL_ERROR_CODES:
         assert f"`{code}`" in section, code
+
+
+def test_the_served_process_logs_model_failures_on_stderr(
+    upstream: ScriptedModelServer, tmp_path: Path
+) -> None:
+    """``python -m chat_shell_http`` as a user runs it: the failure's line is in its log."""
+    (tmp_path / "config.toml").write_text(
+        f'model = "openai/scripted"\nretries = 0\n'
+        f'[models."openai/scripted"]\napi_base = "{upstream.url}"\napi_key = "{KEY}"\n'
+    )
+    served = ProcessServer(tmp_path).wait_ready(timeout=60)
+    try:
+        body = {"messages": user("fail 401"), "stream": False}
+        answer = httpx.post(f"{served.url}/v1/response", json=body, timeout=60).json()
+    finally:
+        served.process.terminate()
+        _, log = served.process.communicate(timeout=30)
+    assert answer["error"]["code"] == "authentication"
+    lines = [line for line in log.splitlines() if answer["subtask_id"] in line]
+    assert len(lines) == 1, log
+    assert "model openai/scripted failed before answering (authentication, HTTP 401)" in lines[0]
+    assert SECRET in lines[0]
+    assert KEY not in log
