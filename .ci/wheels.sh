@@ -2,6 +2,10 @@
 # Build every distribution's wheel; for each, make a fresh venv holding only that wheel, the
 # workspace wheels it depends on and their locked (hash-checked) dependencies, then run the
 # distribution's own test folder against the installed wheel.
+#
+# chat-shell-core is installed twice: alone (litellm is an extra, so it is absent: the tests
+# that need it are left out, the rest must pass, and a non-OpenAI model must name the install
+# command), then as chat-shell-core[litellm] (the tests that need litellm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV="${UV:-uv}"
@@ -20,6 +24,13 @@ all=()
 for dir in packages/*/; do all+=("$(basename "$dir")"); done
 selected=("${@:-${all[@]}}")  # default: every distribution
 
+# what to install and test: a distribution, or a distribution with an extra
+installs=()
+for dist in "${selected[@]}"; do
+    installs+=("$dist")
+    [[ "$dist" == chat-shell-core ]] && installs+=("chat-shell-core[litellm]")
+done
+
 rm -rf dist .wheel-venvs
 mkdir -p .wheel-venvs
 for dist in "${all[@]}"; do
@@ -27,14 +38,24 @@ for dist in "${all[@]}"; do
     "$UV" build --package "$dist" --wheel --out-dir dist --quiet
 done
 
-for dist in "${selected[@]}"; do
+for install in "${installs[@]}"; do
+    dist="${install%%\[*}"
+    extra=""
+    [[ "$install" == *"["* ]] && { extra="${install#*[}"; extra="${extra%]}"; }
     tests="${TESTS[$dist]}"
-    venv=".wheel-venvs/$dist"
-    echo "=== $dist: wheel alone, $tests"
+    # the litellm tests run where litellm is installed; everything else where it is not
+    marks=()
+    if [[ "$dist" == chat-shell-core ]]; then
+        if [[ -n "$extra" ]]; then marks=(-m litellm); else marks=(-m "not litellm"); fi
+    fi
+    venv=".wheel-venvs/${install//[\[\]]/_}"
+    echo "=== $install: wheel alone, $tests ${marks[*]}"
     "$UV" venv --quiet --python python3 "$venv"
     requirements="$venv/requirements.txt"
-    "$UV" export --package "$dist" --frozen --no-dev --no-emit-workspace --no-header \
-        --format requirements-txt --output-file "$requirements" --quiet
+    extras=()
+    [[ -n "$extra" ]] && extras=(--extra "$extra")
+    "$UV" export --package "$dist" "${extras[@]}" --frozen --no-dev --no-emit-workspace \
+        --no-header --format requirements-txt --output-file "$requirements" --quiet
     "$UV" pip install --quiet --python "$venv/bin/python" --require-hashes -r "$requirements"
     # the distribution's own wheel plus the workspace wheels it depends on
     wheels=()
@@ -51,12 +72,28 @@ files = importlib.metadata.distribution(dist).files or []
 assert not any(str(f).endswith(".pth") for f in files), f"{dist} is installed editable"
 print(f"{dist} {importlib.metadata.version(dist)} installed from its wheel")
 PY
+    if [[ "$install" == chat-shell-core ]]; then
+        # core alone: no litellm, and a model that needs it says what to install
+        "$venv/bin/python" - <<'PY'
+import importlib.util, os
+from chat_shell import ModelRouter, Settings, UserError
+assert importlib.util.find_spec("litellm") is None, "litellm came with chat-shell-core"
+router = ModelRouter(Settings(), {"ANTHROPIC_API_KEY": "sk-ant-test"})
+try:
+    router.backend(router.resolve("anthropic/claude-haiku-4-5"))
+except UserError as exc:
+    assert "pip install 'chat-shell-core[litellm]'" in exc.message, exc.message
+    print(f"without litellm: {exc.message}")
+else:
+    raise AssertionError("no install hint without litellm")
+PY
+    fi
     set +e
-    (cd "$venv" && ./bin/python -m pytest -q -p no:cacheprovider --rootdir ../.. -c ../../pyproject.toml ../../"$tests")
+    (cd "$venv" && ./bin/python -m pytest -q -p no:cacheprovider --rootdir ../.. -c ../../pyproject.toml "${marks[@]}" ../../"$tests")
     status=$?
     set -e
     if [[ $status -eq 5 ]]; then
-        echo "$dist: no tests ran in $tests — that is a failure" >&2
+        echo "$install: no tests ran in $tests — that is a failure" >&2
         exit 1
     elif [[ $status -ne 0 ]]; then
         exit "$status"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
 
 import pytest
@@ -13,12 +15,13 @@ from chat_shell import (
     MemoryStorage,
     Message,
     ModelChoice,
+    ModelError,
     ModelRequest,
     ModelSpec,
     RunPlan,
     Tool,
 )
-from chat_shell.testing import FakeModel, FunctionModel, Reply, ScriptedToolCall
+from chat_shell.testing import FakeModel, FunctionModel, Recording, Reply, ScriptedToolCall
 
 
 def add(a: int, b: int) -> int:
@@ -322,7 +325,7 @@ async def test_all_models_failing_gives_an_error_event(storage: MemoryStorage) -
     run = await run_to_end(storage, plan_for(FakeModel(Reply.error(400, "bad request")), retries=0))
     assert run.state == "failed"
     assert run.events[0].event_type is EventType.ERROR
-    assert run.events[0].data["code"] == "model_error"
+    assert run.events[0].data["code"] == "bad_request"
     assert "bad request" in run.events[0].data["message"]
     assert [m.role for m in await storage.history.get_history("s1")] == ["user"]
 
@@ -392,3 +395,91 @@ async def test_a_running_run_is_not_compacted(storage: MemoryStorage) -> None:
     assert isinstance(run.events, list)
     run.cancel()
     await run.wait()
+
+
+def rate_limited(
+    retry_after: float | None, then: str = "after the wait"
+) -> tuple[FunctionModel, list[float]]:
+    """A model that answers 429 (with ``retry_after``) once, then ``then``; and the monotonic
+    time of every call to it."""
+    calls: list[float] = []
+
+    def answer(request: ModelRequest) -> str:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise ModelError(
+                "m: HTTP 429: slow down", retryable=True, status_code=429, retry_after=retry_after
+            )
+        return then
+
+    return FunctionModel(answer, model_name="limited/one"), calls
+
+
+async def test_retry_after_is_honoured(storage: MemoryStorage) -> None:
+    model, calls = rate_limited(1.2)
+    run = await run_to_end(storage, plan_for(model, retries=2))
+    assert run.content == "after the wait"
+    assert len(calls) == 2
+    assert calls[1] - calls[0] >= 1.15  # what the provider asked, not the 0.5 s backoff
+
+
+async def test_a_retry_after_beyond_the_cap_is_not_waited_for(storage: MemoryStorage) -> None:
+    model, _ = rate_limited(3600)
+    run = await run_to_end(storage, plan_for(model, retries=2))
+    assert run.state == "failed"
+    assert len(model.requests) == 1
+    error = run.events[0].data
+    assert error["code"] == "rate_limited"
+    assert (error["retryable"], error["retry_after"], error["provider_status"]) == (True, 3600, 429)
+    assert error["model"] == "limited/one"
+    # with a fallback, the fallback answers at once
+    plan = plan_for(rate_limited(3600)[0], retries=2, session="s2")
+    plan.models.append(ModelChoice(ModelSpec("ok/two", "custom", "m"), FakeModel("fallback")))
+    assert (await run_to_end(storage, plan)).content == "fallback"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ModelError("m: HTTP 429", retryable=True, status_code=429, retry_after=5),
+        ModelError("m: HTTP 503", retryable=True, status_code=503),  # backoff 0.5 s
+    ],
+)
+async def test_a_retry_that_cannot_fit_in_the_run_is_not_attempted(
+    storage: MemoryStorage, error: ModelError
+) -> None:
+    """The run has 1.2 s: the provider's error comes back, not a run timeout after a wait."""
+
+    def answer(request: ModelRequest) -> str:
+        raise error
+
+    model = FunctionModel(answer)
+    run = await run_to_end(storage, plan_for(model, retries=3, run_timeout=1.2))
+    assert run.state == "failed"
+    assert len(model.requests) == 1
+    assert run.events[0].data["code"] == error.code
+    assert run.events[0].data["code"] in ("rate_limited", "unavailable")
+
+
+async def test_an_empty_answer_goes_to_the_fallback(storage: MemoryStorage) -> None:
+    empty = FakeModel(Recording.sse(), model_name="empty/one")
+    plan = plan_for(empty, retries=2)
+    plan.models.append(ModelChoice(ModelSpec("ok/two", "custom", "m"), FakeModel("an answer")))
+    run = await run_to_end(storage, plan)
+    assert (run.state, run.content, run.model) == ("completed", "an answer", "ok/two")
+    assert len(empty.requests) == 1  # not retried: the same model would answer the same
+    stored = await storage.history.get_history("s1")
+    assert [(m.role, m.content) for m in stored] == [("user", "hi"), ("assistant", "an answer")]
+
+
+async def test_a_failed_attempt_is_logged_with_run_model_and_cause(
+    storage: MemoryStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    model, _ = rate_limited(0.01)
+    with caplog.at_level(logging.WARNING, logger="chat_shell"):
+        run = await run_to_end(storage, plan_for(model, retries=1))
+    assert run.state == "completed"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"run {run.id}: model limited/one failed before answering (rate_limited, HTTP 429, "
+        "retryable): m: HTTP 429: slow down; retrying in 0.01 s"
+    ]

@@ -115,7 +115,8 @@ async def test_leaving_a_stream_early_cancels_and_keeps_the_partial_answer(
         ("", "the message is empty"),
         ("   ", "the message is empty"),
         (ChatInput(message="x", session_id="../../etc/x"), "invalid session id"),
-        (ChatInput(message="x", model="gpt-4o"), "no provider prefix"),
+        (ChatInput(message="x", model="llama3.2"), "no provider prefix"),
+        (ChatInput(message="x", model="gpt-4o"), "no API key for openai/gpt-4o"),
         (ChatInput(message="x", model="nosuch/model"), "unknown model provider 'nosuch'"),
         (
             ChatInput(message="x", model="openai/gpt-4o"),

@@ -137,7 +137,7 @@ def http_date(seconds_from_now: float) -> str:
     [
         (429, "7", 7.0),
         (503, "1.5", 1.5),
-        (429, "3600", 60.0),  # capped
+        (429, "3600", 3600.0),  # as asked: the agent decides (a wait over 60 s is no retry)
         (429, "-5", 0.0),
         (429, "soon", None),
         (429, None, None),

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from chat_shell import ModelError, ModelRequest, ReasoningDelta, TextDelta, ToolCallPart, UsagePart
+from chat_shell import (
+    FinishPart,
+    ModelError,
+    ModelRequest,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallPart,
+    UsagePart,
+)
 from chat_shell._litellm_backend import LiteLLMBackend
-from chat_shell._model_backend import ModelBackend, ModelPart
+from chat_shell._model_backend import ModelBackend, ModelPart, parse_retry_after
 from chat_shell._openai_backend import OpenAIBackend
-from chat_shell.testing import Reply, ScriptedModelServer, ScriptedToolCall
+from chat_shell.testing import Recording, Reply, ScriptedModelServer, ScriptedToolCall
 from model_support import sse_stream
+
+UPSTREAMS = Path(__file__).parent.parent / "fixtures" / "upstreams"
 
 PORTAL = b"""<!DOCTYPE html><html><head><meta charset="utf-8">
 <title>Sign in to Example Corp</title></head><body><form>...</form></body></html>"""
@@ -29,10 +41,30 @@ TOOLS = [
 ]
 
 
+def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` as servers stream it."""
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def tool_delta(**fields: Any) -> dict[str, Any]:
+    return chunk({"tool_calls": [fields]})
+
+
+def calls_of(parts: list[ModelPart]) -> list[tuple[str, str, str]]:
+    return [(p.id, p.name, p.arguments) for p in parts if isinstance(p, ToolCallPart)]
+
+
 class BackendConformance:
     """Subclassed once per backend; ``model`` is the name the backend is given."""
 
     model: str
+    prefix: str  # before a bare OpenAI model name
 
     @pytest.fixture
     def server(self) -> AsyncIterator[ScriptedModelServer]:
@@ -40,15 +72,21 @@ class BackendConformance:
             yield server
 
     async def collect(
-        self, backend: ModelBackend, server: ScriptedModelServer, *, tools: bool = False
+        self,
+        backend: ModelBackend,
+        server: ScriptedModelServer,
+        *,
+        tools: bool = False,
+        **options: Any,
     ) -> list[ModelPart]:
         request = ModelRequest(
-            model=self.model,
+            model=options.pop("model", self.model),
             messages=[{"role": "user", "content": "hi"}],
             tools=TOOLS if tools else None,
             api_base=server.url,
             api_key="sk-test-not-a-real-key-123456",
             timeout=10,
+            **options,
         )
         return [part async for part in backend.stream(request)]
 
@@ -104,6 +142,180 @@ class BackendConformance:
             ("call_2_calculator", "calculator"),
         ]
         assert calls[1].arguments == '{"timezone": "Europe/Paris"}'
+
+    async def test_llama_cpp_recorded_tool_call_stream(
+        self, backend: ModelBackend, server: ScriptedModelServer
+    ) -> None:
+        """llama-cpp-python repeats the whole name in every delta: it is one call of ``calc``."""
+        recording = UPSTREAMS / "llama-cpp-python-0.3.36-tool-call-stream.sse"
+        server.add(Recording.from_file(recording))
+        parts = await self.collect(backend, server, tools=True)
+        call_id = "call__0_calc_cmpl-27ca677a-de53-4f49-8ae3-fcf693584de4"
+        assert calls_of(parts) == [(call_id, "calc", '{ "expression": "123*456, math.combinat,"}')]
+        assert FinishPart("tool_calls") in parts
+
+    @pytest.mark.parametrize(
+        ("events", "expected"),
+        [
+            pytest.param(
+                [  # no index; the second call has its own id
+                    tool_delta(
+                        id="a1", type="function", function={"name": "calc", "arguments": ""}
+                    ),
+                    tool_delta(function={"arguments": '{"x":'}),
+                    tool_delta(function={"arguments": " 1}"}),
+                    tool_delta(
+                        id="a2", type="function", function={"name": "clock", "arguments": "{}"}
+                    ),
+                ],
+                [("a1", "calc", '{"x": 1}'), ("a2", "clock", "{}")],
+                id="no-index-with-ids",
+            ),
+            pytest.param(
+                [  # Gemini: two whole calls in one delta, no index, empty ids
+                    chunk(
+                        {
+                            "role": "assistant",
+                            "tool_calls": [
+                                {
+                                    "id": "",
+                                    "type": "function",
+                                    "function": {"name": "calc", "arguments": '{"x":1}'},
+                                },
+                                {
+                                    "id": "",
+                                    "type": "function",
+                                    "function": {"name": "calc", "arguments": '{"x":2}'},
+                                },
+                            ],
+                        }
+                    )
+                ],
+                [("call_0", "calc", '{"x":1}'), ("call_1", "calc", '{"x":2}')],
+                id="two-calls-in-one-delta",
+            ),
+            pytest.param(
+                [  # every call numbered 0, told apart by their ids
+                    tool_delta(index=0, id="c1", function={"name": "calc", "arguments": '{"x":1}'}),
+                    tool_delta(index=0, id="c2", function={"name": "clock", "arguments": "{}"}),
+                ],
+                [("c1", "calc", '{"x":1}'), ("c2", "clock", "{}")],
+                id="same-index-new-id",
+            ),
+            pytest.param(
+                [  # OpenAI: index on every delta, id and name on the first only
+                    tool_delta(index=0, id="o1", function={"name": "calc", "arguments": ""}),
+                    tool_delta(index=1, id="o2", function={"name": "clock", "arguments": ""}),
+                    tool_delta(index=0, function={"arguments": '{"x":'}),
+                    tool_delta(index=1, function={"arguments": "{}"}),
+                    tool_delta(index=0, function={"arguments": "3}"}),
+                ],
+                [("o1", "calc", '{"x":3}'), ("o2", "clock", "{}")],
+                id="interleaved-indexes",
+            ),
+        ],
+    )
+    async def test_tool_call_deltas_of_every_shape(
+        self,
+        backend: ModelBackend,
+        server: ScriptedModelServer,
+        events: list[dict[str, Any]],
+        expected: list[tuple[str, str, str]],
+    ) -> None:
+        server.add(Recording.sse(*events, chunk({}, "stop")))
+        parts = await self.collect(backend, server, tools=True)
+        assert calls_of(parts) == expected
+        # an answer with tool calls ended by "stop" (Gemini) still says tool_calls
+        assert [p for p in parts if isinstance(p, FinishPart)] == [FinishPart("tool_calls")]
+
+    @pytest.mark.parametrize("reason", ["length", "content_filter", "stop"])
+    async def test_the_finish_reason_is_reported(
+        self, backend: ModelBackend, server: ScriptedModelServer, reason: str
+    ) -> None:
+        server.add(
+            Recording.sse(chunk({"role": "assistant", "content": "Once upon"}), chunk({}, reason))
+        )
+        parts = await self.collect(backend, server)
+        assert [p for p in parts if not isinstance(p, UsagePart)] == [
+            TextDelta("Once upon"),
+            FinishPart(reason),
+        ]
+
+    async def test_no_usage_when_the_server_counts_none(
+        self, backend: ModelBackend, server: ScriptedModelServer
+    ) -> None:
+        """Usage is what the provider counted; no estimate is made up when it sends none."""
+        server.add(
+            Recording.sse(chunk({"role": "assistant", "content": "hello"}), chunk({}, "stop"))
+        )
+        parts = await self.collect(backend, server)
+        assert parts == [TextDelta("hello"), FinishPart("stop")]
+
+    async def test_an_empty_stream_gives_no_parts_but_its_end(
+        self, backend: ModelBackend, server: ScriptedModelServer
+    ) -> None:
+        server.add(Recording.sse(chunk({"role": "assistant", "content": ""}), chunk({}, "stop")))
+        parts = await self.collect(backend, server)
+        assert parts == [FinishPart("stop")]
+
+    @pytest.mark.parametrize(
+        ("error", "retryable", "code"),
+        [
+            (
+                {"message": "Loading model", "code": 503, "type": "unavailable_error"},
+                True,
+                "unavailable",
+            ),
+            ({"message": "busy", "code": "429"}, True, "rate_limited"),
+            ({"message": "overloaded", "type": "overloaded_error"}, True, "unavailable"),
+            ({"message": "oops", "type": "server_error"}, True, "unavailable"),
+            (
+                {"message": "bad tool schema", "code": 400, "type": "BadRequestError"},
+                False,
+                "bad_request",
+            ),
+            ({"message": "no"}, False, "model_error"),
+        ],
+    )
+    async def test_an_error_inside_the_stream_is_judged_as_a_status(
+        self,
+        backend: ModelBackend,
+        server: ScriptedModelServer,
+        error: dict[str, Any],
+        retryable: bool,
+        code: str,
+    ) -> None:
+        server.add(
+            Recording.sse(chunk({"role": "assistant", "content": ""}), {"error": error}, done=False)
+        )
+        with pytest.raises(ModelError) as caught:
+            await self.collect(backend, server)
+        assert (caught.value.retryable, caught.value.code) == (retryable, code)
+        assert error["message"] in caught.value.message
+
+    @pytest.mark.parametrize("model", ["o1", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini"])
+    async def test_reasoning_models_get_max_completion_tokens_and_no_temperature(
+        self, backend: ModelBackend, server: ScriptedModelServer, model: str
+    ) -> None:
+        server.add(Reply.text("ok"))
+        await self.collect(
+            backend, server, model=self.prefix + model, max_tokens=50, temperature=0.2
+        )
+        body = server.requests[0]
+        assert body["max_completion_tokens"] == 50
+        assert "max_tokens" not in body
+        assert "temperature" not in body
+
+    @pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-4.1", "gpt-5-chat-latest"])
+    async def test_other_models_get_max_tokens_and_temperature(
+        self, backend: ModelBackend, server: ScriptedModelServer, model: str
+    ) -> None:
+        server.add(Reply.text("ok"))
+        await self.collect(
+            backend, server, model=self.prefix + model, max_tokens=50, temperature=0.2
+        )
+        body = server.requests[0]
+        assert (body["max_tokens"], body["temperature"]) == (50, 0.2)
 
     @pytest.mark.parametrize(
         ("status", "retryable"), [(429, True), (500, True), (503, True), (400, False), (401, False)]
@@ -217,6 +429,7 @@ class BackendConformance:
 
 class TestOpenAIBackend(BackendConformance):
     model = "scripted-model"
+    prefix = ""
 
     @pytest.fixture
     async def backend(self) -> AsyncIterator[ModelBackend]:
@@ -303,9 +516,30 @@ class TestOpenAIBackend(BackendConformance):
 @pytest.mark.litellm
 class TestLiteLLMBackend(BackendConformance):
     model = "openai/scripted-model"
+    prefix = "openai/"
 
     @pytest.fixture
     async def backend(self) -> AsyncIterator[ModelBackend]:
         backend = LiteLLMBackend()
         yield backend
         await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("7", 7.0),
+        (" 0.5 ", 0.5),
+        ("-3", 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 120.0),  # an HTTP date, two minutes ahead
+        ("Wed, 21 Oct 2015 07:20:00 GMT", 0.0),  # already past
+        ("soon", None),
+        ("nan", None),
+        ("inf", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_values(value: str | None, seconds: float | None) -> None:
+    now = datetime(2015, 10, 21, 7, 26, tzinfo=UTC).timestamp()
+    assert parse_retry_after(value, now=now) == seconds

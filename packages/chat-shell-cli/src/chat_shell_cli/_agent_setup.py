@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._exit import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ._runtime import make_storage
@@ -37,12 +37,36 @@ def make_interface(
     approve: ApprovalCallback | None,
     storage: StorageProvider | None = None,
 ) -> DirectChatInterface:
+    import logging
+
     from chat_shell import DirectChatInterface, InterfaceConfig
 
+    # The library's operator log lines (a failed model call, retried) are not for the terminal:
+    # the run's events and the one closing line say what happened.
+    library = logging.getLogger("chat_shell")
+    if not library.handlers:
+        library.addHandler(logging.NullHandler())
     config = InterfaceConfig(
         tools=tools, approve=approve, storage=storage or make_storage(settings)
     )
     return DirectChatInterface(config, settings=settings)
+
+
+def error_text(error: dict[str, Any]) -> str:
+    """A run's error in one line; a model failure with its class (``rate_limited``,
+    ``authentication`` …) and whether trying again may help."""
+    from chat_shell import MODEL_ERROR_CODES
+
+    message = str(error.get("message") or "the run failed")
+    code = error.get("code")
+    if code in MODEL_ERROR_CODES:
+        details = [str(code)]
+        if error.get("retry_after") is not None:
+            details.append(f"retry after {error['retry_after']:g} s")
+        elif error.get("retryable"):
+            details.append("retryable")
+        message += f" [{', '.join(details)}]"
+    return message
 
 
 def outcome(output: ChatOutput, reason: str | None = None) -> tuple[int, str | None]:
@@ -52,7 +76,7 @@ def outcome(output: ChatOutput, reason: str | None = None) -> tuple[int, str | N
     if output.status == "failed":
         error = output.error or {}
         code = EXIT_USAGE if error.get("code") == "user_error" else EXIT_FAILURE
-        return code, str(error.get("message") or "the run failed")
+        return code, error_text(error)
     if output.status == "incomplete":
         error = output.error or {}
         why = error.get("message") or reason or "the run stopped before the end"

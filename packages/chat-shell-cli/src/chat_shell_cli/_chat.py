@@ -171,9 +171,10 @@ class ChatSession:
         self.interface = interface
         await interface.initialize()
         try:
-            # Missing credentials or a bad model name: say so before the first question.
-            for name in [self.model, *self.settings.fallback_models]:
-                interface.router.resolve(name)
+            # Missing credentials or a bad model name: say so before the first question (a
+            # fallback that cannot be used is left out, with a warning).
+            for warning in interface.resolve_models(self.model)[1]:
+                print(f"chat-shell: warning: {warning}", file=sys.stderr, flush=True)
             history = interface.storage.history
             self.session_id, existed = await choose_session(history, session, resume)
             self.titled = existed
@@ -233,7 +234,8 @@ class ChatSession:
         if output.status == "cancelled":
             self.say("⏹ stopped — the partial answer is kept, marked cancelled", "yellow")
         elif output.status == "incomplete":
-            self.say("the answer is incomplete (a limit stopped the run)", "yellow")
+            why = output.reason or "a limit stopped the run"
+            self.say(f"the answer is incomplete: {why}", "yellow")
         if output.status != "failed" and not self.titled:
             self.titled = True
             with contextlib.suppress(ChatShellError):

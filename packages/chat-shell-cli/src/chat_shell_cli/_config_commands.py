@@ -202,6 +202,27 @@ def _toml_value(raw: str) -> Any:
         return raw
 
 
+def _check_model_names(settings: Settings, path: tuple[str, ...], file: Path) -> None:
+    """A model name that cannot be resolved (no known provider, not a well-known bare name,
+    not an alias) is refused now rather than failing every later command."""
+    from chat_shell import ModelRouter, UserError
+
+    if path[0] == "model":
+        names = [settings.model]
+    elif path[0] == "fallback_models":
+        names = list(settings.fallback_models)
+    elif path[0] == "aliases" and len(path) == 2:
+        names = [settings.aliases[path[1]]]
+    else:
+        return
+    router = ModelRouter(settings)
+    for name in names:
+        try:
+            router.full_name(name)
+        except UserError as exc:
+            raise CLIError(f"{exc.message}; {file} not changed") from exc
+
+
 def set_value(key: str, raw: str) -> int:
     path = parse_key(key)
     file = config_path()
@@ -215,6 +236,7 @@ def set_value(key: str, raw: str) -> int:
         target = child
     target[path[-1]] = _convert(path, raw)
     settings = _validate(updated, file)
+    _check_model_names(settings, path, file)
     # store the checked, converted value (e.g. "0.2" → 0.2)
     checked = _lookup(settings.model_dump(mode="json"), path)
     if checked is not None:

@@ -140,6 +140,8 @@ async def _query(
         session_id, existed = await choose_session(history, session, resume)
         turn = ChatInput(message=text, session_id=session_id, system_prompt=system, store=store)
         stream = interface.stream_chat(turn)
+        for warning in stream.warnings:
+            print(f"chat-shell: warning: {warning}", file=sys.stderr, flush=True)
         reason: str | None = None
         write = sys.stdout.write
         with ctrl_c.cancels(stream.run):

@@ -84,8 +84,10 @@ class _Renderer:
             line = "  " + tool_result_line(data, with_name=several)
             self.note(line, "red" if "error" in data else "green")
         elif kind == "error" and self.show_errors:
+            from ._agent_setup import error_text
+
             self.pause()
-            self.note(f"error: {data.get('message')}", "red")
+            self.note(f"error: {error_text(data)}", "red")
 
     def content(self, delta: str) -> None:
         raise NotImplementedError

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         mask_secret,
     )
     from ._errors import (
+        MODEL_ERROR_CODES,
         ChatShellError,
         ModelError,
         NotFoundError,
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from ._memory_storage import MemoryStorage
     from ._messages import Message, Role, SessionInfo, ToolCall, validate_session_id
     from ._model_backend import (
+        FinishPart,
         ModelBackend,
         ModelPart,
         ModelRequest,
@@ -91,6 +93,7 @@ _LOCATIONS: dict[str, str] = {
     "DirectChatInterface": "_interface",
     "ErrorData": "_events",
     "EventType": "_events",
+    "FinishPart": "_model_backend",
     "HistoryStorage": "_storage",
     "ImportReport": "_transfer",
     "InterfaceConfig": "_interface",
@@ -105,6 +108,7 @@ _LOCATIONS: dict[str, str] = {
     "ModelRequest": "_model_backend",
     "ModelRouter": "_model_router",
     "ModelSpec": "_model_router",
+    "MODEL_ERROR_CODES": "_errors",
     "PROVIDER_KEY_VARIABLES": "_model_router",
     "NotFoundError": "_errors",
     "PackedEvents": "_run",
@@ -148,6 +152,7 @@ _LOCATIONS: dict[str, str] = {
 }
 
 __all__ = [
+    "MODEL_ERROR_CODES",
     "PROVIDER_KEY_VARIABLES",
     "AgentRun",
     "ApprovalCallback",
@@ -162,6 +167,7 @@ __all__ = [
     "DirectChatInterface",
     "ErrorData",
     "EventType",
+    "FinishPart",
     "HistoryStorage",
     "ImportReport",
     "InterfaceConfig",

@@ -13,6 +13,7 @@ from ._errors import ChatShellError, ModelError, ToolError, UserError
 from ._events import EventType, Usage
 from ._messages import Message, ToolCall, validate_session_id
 from ._model_backend import (
+    FinishPart,
     ModelBackend,
     ModelRequest,
     ReasoningDelta,
@@ -30,6 +31,18 @@ __all__ = ["ChatAgent", "ModelChoice", "RunPlan"]
 logger = logging.getLogger("chat_shell")
 
 _BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
+# A provider's Retry-After is honoured up to this; a longer wait is not waited for (the next
+# model is tried, or the error, with its retry_after, goes to the caller).
+_MAX_RETRY_AFTER = 60.0
+# A retry is attempted only if, after its wait, at least this much of the run's time is left.
+_MIN_ATTEMPT_SECONDS = 1.0
+
+# Finish reasons that mean the answer did not end by itself (why, in the user's words).
+_CUT_OFF = {
+    "length": "the answer was cut off: the model reached its output token limit (max_tokens)",
+    "max_tokens": "the answer was cut off: the model reached its output token limit (max_tokens)",
+    "content_filter": "the answer was stopped by the provider's content filter",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +74,7 @@ class RunPlan:
     new_session: bool = False  # the id was just made up: there is no history to read
     owner: str | None = None
     approve: ApprovalCallback | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. fallback models left out
 
 
 @dataclass(slots=True)
@@ -74,6 +88,7 @@ class _Step:
     tool_calls: list[ToolCallPart] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
     first_token: float | None = None
+    finish_reason: str | None = None
 
     def message(self, status: str) -> Message:
         calls = [
@@ -91,12 +106,42 @@ class _Step:
             metadata["ttft_ms"] = round((self.first_token - self.started) * 1000, 1)
         if self.reasoning:
             metadata["reasoning"] = "".join(self.reasoning)
+        if self.finish_reason in _CUT_OFF:
+            metadata["finish_reason"] = self.finish_reason
         return Message(
             role="assistant",
             content="".join(self.text) or None,
             tool_calls=calls or None,
             metadata=metadata,
         )
+
+
+_OUTPUT_PARTS = (TextDelta, ReasoningDelta, ToolCallPart)
+
+
+def _retry_wait(exc: ModelError, attempt: int, retries: int) -> float | None:
+    """Seconds before the next try of the same model, or ``None``: no retry."""
+    if not exc.retryable or attempt >= retries:
+        return None
+    if exc.retry_after is not None:
+        return exc.retry_after if exc.retry_after <= _MAX_RETRY_AFTER else None
+    return _BACKOFF_SECONDS[min(attempt, len(_BACKOFF_SECONDS) - 1)]
+
+
+def _log_failure(run: AgentRun, spec: ModelSpec, exc: ModelError, when: str, then: str) -> None:
+    """One line per failed model call, for operators (the message never holds a key)."""
+    status = f", HTTP {exc.status_code}" if exc.status_code is not None else ""
+    logger.warning(
+        "run %s: model %s failed %s (%s%s%s): %s; %s",
+        run.id,
+        spec.name,
+        when,
+        exc.code,
+        status,
+        ", retryable" if exc.retryable else "",
+        exc.message,
+        then,
+    )
 
 
 def _add_usage(total: Usage, usage: dict[str, int]) -> None:
@@ -117,6 +162,7 @@ class ChatAgent:
         if not plan.models:
             raise UserError("no model to run")
         run = AgentRun(plan.session_id, run_id)
+        run.warnings = list(plan.warnings)
         run.task = asyncio.get_running_loop().create_task(self._execute(run, plan))
         return run
 
@@ -133,11 +179,17 @@ class ChatAgent:
         }
         if reason:
             data["reason"] = reason
+            run.reason = reason
+        if run.finish_reason:
+            data["finish_reason"] = run.finish_reason
         run.emit(EventType.COMPLETE, data)
         run.finish(state)
 
-    def _error(self, run: AgentRun, code: str, message: str, retryable: bool) -> None:
+    def _error(
+        self, run: AgentRun, code: str, message: str, retryable: bool, **details: Any
+    ) -> None:
         run.error = {"code": code, "message": message, "retryable": retryable}
+        run.error.update({key: value for key, value in details.items() if value is not None})
         run.emit(EventType.ERROR, dict(run.error))
 
     async def _execute(self, run: AgentRun, plan: RunPlan) -> None:
@@ -147,8 +199,10 @@ class ChatAgent:
         pending_tools: list[ToolCallPart] = []
         results: list[Message | None] = []
         user_stored: asyncio.Future[None] | None = None
+        loop = asyncio.get_running_loop()
+        deadline = None if plan.run_timeout is None else loop.time() + plan.run_timeout
         try:
-            async with asyncio.timeout(plan.run_timeout):
+            async with asyncio.timeout_at(deadline):
                 history = (
                     [] if plan.new_session else await self.storage.get_history(plan.session_id)
                 )
@@ -161,14 +215,23 @@ class ChatAgent:
                 conversation += plan.context + history + plan.new_messages
                 for _ in range(plan.max_iterations):
                     step = _Step(model=plan.models[0].spec.name)
-                    await self._model_step(run, plan, conversation, step)
-                    assistant = step.message("completed")
+                    run.finish_reason = None  # the last answer's, once it has ended
+                    await self._model_step(run, plan, conversation, step, deadline)
+                    run.finish_reason = step.finish_reason
+                    cut_off = _CUT_OFF.get(step.finish_reason or "")
+                    if cut_off:
+                        # Calls in an answer that was cut off may be cut too: none is run.
+                        step.tool_calls = []
+                    assistant = step.message("incomplete" if cut_off else "completed")
                     pending_tools = step.tool_calls
                     results = [None] * len(pending_tools)
                     step = None
                     await asyncio.shield(user_stored)
                     await self._store(plan, [assistant])
                     conversation.append(assistant)
+                    if cut_off:
+                        self._complete(run, "incomplete", cut_off)
+                        return
                     if not pending_tools:
                         self._complete(run, "completed")
                         return
@@ -194,10 +257,22 @@ class ChatAgent:
             await self._store_partial(plan, user_stored, step, pending_tools, results, "incomplete")
             self._error(run, "run_timeout", f"the run took longer than {plan.run_timeout} s", False)
             self._complete(run, "incomplete", "run timeout")
+        except ModelError as exc:
+            model = step.model if step is not None else run.model
+            await self._store_partial(plan, user_stored, step, pending_tools, results, "incomplete")
+            self._error(
+                run,
+                exc.code,
+                exc.message,
+                exc.retryable,
+                model=model,
+                provider_status=exc.status_code,
+                retry_after=exc.retry_after,
+            )
+            self._complete(run, "failed")
         except ChatShellError as exc:
             await self._store_partial(plan, user_stored, step, pending_tools, results, "incomplete")
-            retryable = exc.retryable if isinstance(exc, ModelError) else False
-            self._error(run, exc.code, exc.message, retryable)
+            self._error(run, exc.code, exc.message, False)
             self._complete(run, "failed")
         except Exception as exc:
             logger.exception("run %s failed", run.id)
@@ -247,17 +322,25 @@ class ChatAgent:
             logger.warning("could not store the partial answer of session %s", plan.session_id)
 
     async def _model_step(
-        self, run: AgentRun, plan: RunPlan, conversation: list[Message], step: _Step
+        self,
+        run: AgentRun,
+        plan: RunPlan,
+        conversation: list[Message],
+        step: _Step,
+        deadline: float | None,
     ) -> None:
         """Stream one model call into ``step`` and the run's events.
 
-        Retries (same model, with backoff) and fallbacks (the next model) happen only before the
-        first part arrives; after it, a failure propagates.
+        Retries (same model, after the provider's ``Retry-After`` or with backoff) and
+        fallbacks (the next model) happen only before the first part arrives; after it, a
+        failure propagates. A retry whose wait would leave less than a second of the run's time
+        is not attempted.
         """
         messages = [message.to_model_dict() for message in conversation]
         tools = [tool.schema() for tool in plan.tools.values()] or None
         last_error: ModelError | None = None
-        for choice in plan.models:
+        loop = asyncio.get_running_loop()
+        for position, choice in enumerate(plan.models):
             spec = choice.spec
             request = ModelRequest(
                 model=spec.provider_model,
@@ -280,13 +363,26 @@ class ChatAgent:
                     await self._stream_into(run, choice.backend, request, step)
                 except ModelError as exc:
                     if step.first_token is not None:
+                        _log_failure(run, spec, exc, "mid-answer", "the partial answer is kept")
                         raise
                     last_error = exc
-                    logger.info("model %s failed before answering: %s", spec.name, exc.message)
-                    if exc.retryable and attempt < plan.retries:
-                        await asyncio.sleep(_BACKOFF_SECONDS[min(attempt, 4)])
-                        continue
-                    break
+                    wait = _retry_wait(exc, attempt, plan.retries)
+                    late = (
+                        deadline is not None
+                        and loop.time() + (wait or 0) > deadline - _MIN_ATTEMPT_SECONDS
+                    )
+                    if late:
+                        wait = None
+                    later = plan.models[position + 1 :]
+                    if wait is not None:
+                        then = f"retrying in {wait:g} s"
+                    else:
+                        then = f"trying fallback {later[0].spec.name}" if later else "giving up"
+                    _log_failure(run, spec, exc, "before answering", then)
+                    if wait is None:
+                        break
+                    await asyncio.sleep(wait)
+                    continue
                 run.model = spec.name
                 return
         assert last_error is not None
@@ -299,7 +395,7 @@ class ChatAgent:
         content_parts = run.content_parts
         text = step.text
         async for part in backend.stream(request):
-            if step.first_token is None:
+            if step.first_token is None and type(part) in _OUTPUT_PARTS:
                 step.first_token = time.perf_counter()
                 run.model = step.model
             if type(part) is TextDelta:
@@ -314,6 +410,14 @@ class ChatAgent:
             elif type(part) is UsagePart:
                 step.usage = part.usage
                 _add_usage(run.usage, part.usage)
+            elif type(part) is FinishPart:
+                step.finish_reason = part.reason
+        if not (text or step.tool_calls or step.finish_reason in _CUT_OFF):
+            # An empty answer (llama.cpp on a context overflow, a proxy saying "stop") is
+            # not a success: nothing would be stored but an empty message.
+            raise ModelError(
+                f"{step.model}: the model returned no output", code="no_output", retryable=False
+            )
 
     async def _run_tools(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -32,6 +33,8 @@ __all__ = [
     "StreamingChatOutput",
 ]
 
+logger = logging.getLogger("chat_shell")
+
 
 class ChatInput(BaseModel):
     """One user turn, with optional per-request choices."""
@@ -51,7 +54,11 @@ class ChatInput(BaseModel):
 
 
 class ChatOutput(BaseModel):
-    """The result of a turn."""
+    """The result of a turn.
+
+    ``status`` is ``completed``, ``incomplete`` (``reason`` says why: a limit, or an answer
+    cut off, ``finish_reason`` ``length``), ``failed`` (``error`` says why) or ``cancelled``.
+    """
 
     content: str
     session_id: str
@@ -60,7 +67,17 @@ class ChatOutput(BaseModel):
     model: str | None = None
     usage: Usage = Field(default_factory=lambda: Usage())
     error: dict[str, Any] | None = None
+    reason: str | None = Field(default=None, description="why the run stopped short")
+    finish_reason: str | None = Field(
+        default=None, description="the model's own (stop, tool_calls, length, content_filter)"
+    )
+    warnings: list[str] = Field(default_factory=list, description="e.g. fallbacks left out")
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the answer was cut off (the model hit its output token limit)."""
+        return self.finish_reason in ("length", "max_tokens")
 
     @classmethod
     def from_run(cls, run: AgentRun) -> ChatOutput:
@@ -72,6 +89,9 @@ class ChatOutput(BaseModel):
             model=run.model,
             usage=Usage(**run.usage),
             error=run.error,
+            reason=run.reason,
+            finish_reason=run.finish_reason,
+            warnings=list(run.warnings),
             metadata={
                 "tool_calls": list(run.tool_calls),
                 "events": len(run.events),
@@ -99,6 +119,11 @@ class StreamingChatOutput:
     @property
     def run_id(self) -> str:
         return self.run.id
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the caller should know before the answer (e.g. fallback models left out)."""
+        return self.run.warnings
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._text()
@@ -238,6 +263,7 @@ class DirectChatInterface(ChatInterface):
         )
         self._agent: ChatAgent | None = None
         self._runs: dict[str, AgentRun] = {}
+        self._warned: set[str] = set()  # fallbacks already warned about (logged once)
 
     async def initialize(self) -> None:
         if self._agent is None:
@@ -250,19 +276,35 @@ class DirectChatInterface(ChatInterface):
             raise UserError("the interface is not initialized: call `await chat.initialize()`")
         return self._agent
 
-    def _models(self, requested: str | None) -> list[ModelChoice]:
+    def resolve_models(self, requested: str | None = None) -> tuple[list[ModelChoice], list[str]]:
+        """The models a turn tries, in order, and a warning for each fallback model that cannot
+        be used (no credentials, litellm not installed …), which is left out.
+
+        The model itself must be usable: ``UserError`` says what is missing.
+        """
         configured = self.config.model
         if requested is None and isinstance(configured, ModelBackend):
             name = configured.model_name
             spec = ModelSpec(name=name, provider="custom", provider_model=name)
-            return [ModelChoice(spec, configured)]
+            return [ModelChoice(spec, configured)], []
         # The interface's api_base/api_key belong to its own model, not to a per-turn override.
         endpoint = (
             {} if requested else {"api_base": self.config.api_base, "api_key": self.config.api_key}
         )
-        specs = [self.router.resolve(requested or self.settings.model, **endpoint)]
-        specs += [self.router.resolve(name) for name in self.settings.fallback_models]
-        return [ModelChoice(spec, self.router.backend(spec)) for spec in specs]
+        spec = self.router.resolve(requested or self.settings.model, **endpoint)
+        choices = [ModelChoice(spec, self.router.backend(spec))]
+        warnings = []
+        for name in self.settings.fallback_models:
+            try:
+                spec = self.router.resolve(name)
+                choices.append(ModelChoice(spec, self.router.backend(spec)))
+            except UserError as exc:
+                warning = f"fallback model {name} skipped: {exc.message}"
+                warnings.append(warning)
+                if name not in self._warned:
+                    self._warned.add(name)
+                    logger.warning("%s", warning)
+        return choices, warnings
 
     def plan(self, message: str | ChatInput, *, owner: str | None = None) -> RunPlan:
         """The validated ``RunPlan`` of a turn (``UserError`` for bad input), for code that
@@ -279,10 +321,11 @@ class DirectChatInterface(ChatInterface):
                 raise UserError(f"unknown tools {', '.join(unknown)} (available: {known})")
             tools = {name: tools[name] for name in turn.tools}
         settings = self.settings
+        models, warnings = self.resolve_models(turn.model)
         return RunPlan(
             session_id=session_id,
             new_messages=[Message(role="user", content=turn.message)],
-            models=self._models(turn.model),
+            models=models,
             tools=tools,
             context=list(turn.context),
             system_prompt=turn.system_prompt or settings.system_prompt,
@@ -297,6 +340,7 @@ class DirectChatInterface(ChatInterface):
             new_session=turn.session_id is None,
             approve=self.config.approve,
             owner=owner,
+            warnings=warnings,
         )
 
     def stream_chat(self, message: str | ChatInput) -> StreamingChatOutput:

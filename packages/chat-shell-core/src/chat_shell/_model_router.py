@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from ._config import ModelConfig, Settings
 from ._errors import UserError
-from ._litellm_backend import LiteLLMBackend
+from ._litellm_backend import LiteLLMBackend, require_litellm
 from ._model_backend import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, READ_TIMEOUT, ModelBackend
 from ._openai_backend import DEFAULT_OPENAI_BASE, OpenAIBackend
-from ._providers import LITELLM_PROVIDERS
+from ._providers import LITELLM_PROVIDERS, bare_model_provider
 
 __all__ = ["PROVIDER_KEY_VARIABLES", "ModelRouter", "ModelSpec"]
 
@@ -33,6 +33,32 @@ PROVIDER_KEY_VARIABLES: dict[str, tuple[str, ...]] = {
     "fireworks_ai": ("FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY"),
     "cerebras": ("CEREBRAS_API_KEY",),
 }
+
+
+def _split_name(name: str) -> tuple[str, str, str]:
+    """``(full name, provider, model)`` of ``provider/model`` or of a well-known bare name
+    (``gpt-4o`` → ``openai/gpt-4o``, resolved as litellm resolves it); ``UserError`` says what
+    to write instead of a name that is neither. Nothing is looked up or imported."""
+    name = name.strip()
+    if not name:
+        raise UserError("no model given: pass a model like 'openai/gpt-4o-mini'")
+    provider, sep, model = name.partition("/")
+    if not sep:
+        bare = bare_model_provider(name)
+        if bare is None:
+            raise UserError(
+                f"model {name!r} has no provider prefix: use provider/model, e.g. "
+                "'openai/gpt-4o-mini', 'anthropic/claude-sonnet-4-5' or 'ollama/llama3.2'"
+            )
+        return f"{bare}/{name}", bare, name
+    if not provider or not model:
+        raise UserError(f"model {name!r} is not provider/model, e.g. 'openai/gpt-4o-mini'")
+    if provider not in LITELLM_PROVIDERS:
+        raise UserError(
+            f"unknown model provider {provider!r} in {name!r}: use a litellm provider prefix "
+            "such as openai, anthropic, gemini, ollama, mistral, groq or openrouter"
+        )
+    return name, provider, model
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +92,11 @@ class ModelRouter:
     def environ(self) -> Mapping[str, str]:
         return os.environ if self._environ is None else self._environ
 
+    def full_name(self, name: str) -> str:
+        """``provider/model`` for a name, an alias or a well-known bare name, without looking
+        at credentials; ``UserError`` for a name that cannot be resolved."""
+        return _split_name(self.settings.aliases.get(name, name))[0]
+
     def resolve(
         self,
         name: str,
@@ -74,26 +105,9 @@ class ModelRouter:
         api_key: str | None = None,
     ) -> ModelSpec:
         """Resolve ``name`` (or an alias) to a spec; ``UserError`` says what is wrong or missing."""
-        if not name or not name.strip():
-            raise UserError("no model given: pass a model like 'openai/gpt-4o-mini'")
-        full = self.settings.aliases.get(name, name).strip()
-        provider, sep, provider_model = full.partition("/")
-        if not sep or not provider or not provider_model:
-            hint = (
-                f" (did you mean 'openai/{full}'?)"
-                if full.startswith(("gpt-", "o1", "o3", "o4"))
-                else ""
-            )
-            raise UserError(
-                f"model {full!r} has no provider prefix: use provider/model, e.g. "
-                f"'openai/gpt-4o-mini' or 'anthropic/claude-sonnet-4-5'{hint}"
-            )
-        if provider not in LITELLM_PROVIDERS:
-            raise UserError(
-                f"unknown model provider {provider!r} in {full!r}: use a litellm provider prefix "
-                "such as openai, anthropic, gemini, ollama, mistral, groq or openrouter"
-            )
-        config = self.settings.models.get(full) or ModelConfig()
+        given = self.settings.aliases.get(name, name).strip() if name else ""
+        full, provider, provider_model = _split_name(given)
+        config = self.settings.models.get(full) or self.settings.models.get(given) or ModelConfig()
         env = self.environ
         base = api_base or config.api_base
         key = api_key or config.api_key
@@ -113,10 +127,18 @@ class ModelRouter:
                     f"no API key for {full}: set {variables[0]}, or "
                     f"`chat-shell config set models.{full}.api_key KEY`"
                 )
+        if provider == "openai":
+            sent = provider_model
+        elif provider == "ollama":
+            # litellm's ollama/ provider asks /api/generate for JSON whenever tools are offered;
+            # ollama_chat/ is the same model on /api/chat, with native tool calls.
+            sent = f"ollama_chat/{provider_model}"
+        else:
+            sent = full
         return ModelSpec(
             name=full,
             provider=provider,
-            provider_model=provider_model if provider == "openai" else full,
+            provider_model=sent,
             api_base=base,
             api_key=key,
             temperature=config.temperature,
@@ -134,6 +156,7 @@ class ModelRouter:
                 self._openai = OpenAIBackend()
             return self._openai
         if self._litellm is None:
+            require_litellm(spec.name)
             self._litellm = LiteLLMBackend()
         return self._litellm
 

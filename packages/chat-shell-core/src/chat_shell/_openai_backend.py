@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import ModelError
-from ._model_backend import ChunkAccumulator, ModelBackend, ModelPart, ModelRequest
+from ._model_backend import (
+    ChunkAccumulator,
+    ModelBackend,
+    ModelPart,
+    ModelRequest,
+    parse_retry_after,
+    stream_error,
+)
+from ._providers import is_openai_reasoning_model
 from ._sse import MAX_SIZE, LineSplitter, SSEError, SSEParser
 
 if TYPE_CHECKING:
@@ -141,10 +149,11 @@ class OpenAIBackend(ModelBackend):
         }
         if request.tools:
             body["tools"] = request.tools
-        if request.temperature is not None:
+        reasoning = is_openai_reasoning_model(request.model)
+        if request.temperature is not None and not (reasoning and request.temperature != 1):
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
+            body["max_completion_tokens" if reasoning else "max_tokens"] = request.max_tokens
         return json.dumps(body, ensure_ascii=False).encode()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelPart]:
@@ -243,7 +252,7 @@ class _Answer:
     def __init__(self, request: ModelRequest, where: str) -> None:
         self.request = request
         self.where = where
-        self.accumulator = ChunkAccumulator()
+        self.accumulator = ChunkAccumulator(where, request.api_key)
         self.parser = SSEParser()
         self.done = False  # [DONE] seen
         self.reusable = False  # read to the end: the connection may serve another request
@@ -293,9 +302,7 @@ class _Answer:
                 raise ModelError(f"{self.where}: malformed stream data", retryable=True) from exc
             if type(chunk) is not dict:
                 raise ModelError(f"{self.where}: malformed stream data", retryable=True)
-            if "error" in chunk:
-                self._stream_error(chunk)
-            parts.extend(feed(chunk))
+            parts.extend(feed(chunk))  # an in-stream error raises there, as on the litellm path
         return parts
 
     def end(self) -> Iterator[ModelPart]:
@@ -370,7 +377,7 @@ class _Answer:
             except ValueError:
                 raise self._not_a_stream(response, response.content_type, line) from None
             if isinstance(chunk, dict) and "error" in chunk:
-                self._stream_error(chunk)
+                raise stream_error(chunk["error"], self.where, self.request.api_key)
             if not (isinstance(chunk, dict) and isinstance(chunk.get("choices"), list)):
                 raise self._not_a_stream(response, response.content_type, line)
             if any(isinstance(c, dict) and "message" in c for c in chunk["choices"]):
@@ -383,10 +390,6 @@ class _Answer:
                 f"{self.where}: the stream ended before the answer did", retryable=True
             )
         yield from self.accumulator.finish()
-
-    def _stream_error(self, chunk: dict[str, Any]) -> None:
-        message = _detail(chunk)
-        raise ModelError(f"{self.where}: {_redact(message, self.request.api_key)}", retryable=False)
 
     def _event_error(self, payload: bytes, event: bytes) -> None:
         """An ``event: error`` (its data JSON or text); an event with no data is skipped."""
@@ -402,8 +405,6 @@ class _Answer:
         )
 
     def _http_error(self, response: aiohttp.ClientResponse, body: bytes) -> ModelError:
-        from ._openai_transport import parse_retry_after
-
         status = response.status
         content_type = response.content_type if "Content-Type" in response.headers else ""
         problem = describe_http_error(status, body, self.request.api_key, content_type)

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import io
 import ssl
-import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -32,32 +30,12 @@ if TYPE_CHECKING:
 
     from ._model_backend import ModelRequest
 
-__all__ = ["MAX_REDIRECTS", "Transport", "parse_retry_after"]
+__all__ = ["MAX_REDIRECTS", "Transport"]
 
 MAX_REDIRECTS = 20  # httpx's (so the SDK's) limit
-MAX_RETRY_AFTER = 60.0  # seconds: a longer wait asked for is cut to this
 _KEEPALIVE_SECONDS = 4.0
 _LARGE_BODY = 1 << 20  # bytes; aiohttp warns about larger bodies given as bytes
 _STALE_RETRIES = 2  # sends of a request that idle connections lost unanswered, before giving up
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (seconds or an HTTP date), at most
-    ``MAX_RETRY_AFTER``; ``None`` if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 @dataclass(slots=True)

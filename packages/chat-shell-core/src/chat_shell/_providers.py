@@ -1,9 +1,47 @@
-"""Provider prefixes litellm knows (``litellm.provider_list``).
+"""What chat-shell knows of model names without importing litellm.
 
-Kept here so that naming a model never imports litellm.
+- ``LITELLM_PROVIDERS``: the provider prefixes litellm knows (``litellm.provider_list``).
+- ``bare_model_provider``: the provider of a well-known bare name (``gpt-4o`` → ``openai``).
+- ``is_openai_reasoning_model``: OpenAI models that take ``max_completion_tokens`` and no
+  temperature but the default.
 
-A test compares this set with the installed litellm; regenerate it when litellm is upgraded.
+Tests compare each with the installed litellm; update them when litellm is upgraded.
 """
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["LITELLM_PROVIDERS", "bare_model_provider", "is_openai_reasoning_model"]
+
+# Bare names litellm resolves to a provider, by family. litellm looks each name up in its model
+# list; these prefixes give the same answer for every chat model of those families it lists
+# (a test checks), and for their future models too. Not resolved: instruct (text-completion)
+# models and Bedrock ids (``claude-…-v1:0``), which need their own prefix.
+_BARE_FAMILIES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(gpt-|chatgpt-|o[1-9])(?!.*-instruct)[^/:]*"), "openai"),
+    (re.compile(r"claude-[^/:]+"), "anthropic"),
+    (re.compile(r"gemini-[^/:]+"), "vertex_ai"),
+)
+
+
+def bare_model_provider(name: str) -> str | None:
+    """The provider litellm would give the bare model name ``name``, or ``None``."""
+    for pattern, provider in _BARE_FAMILIES:
+        if pattern.fullmatch(name):
+            return provider
+    return None
+
+
+def is_openai_reasoning_model(model: str) -> bool:
+    """o-series (``o1``, ``o3-mini``, ``o4-mini`` …) and gpt-5/gpt-6 models except the
+    ``gpt-5-chat`` ones: litellm's rules for sending ``max_completion_tokens`` instead of
+    ``max_tokens`` and leaving out a temperature other than 1."""
+    name = model.rsplit("/", 1)[-1]
+    if len(name) > 1 and name[0] == "o" and name[1].isdigit():
+        return True
+    return ("gpt-5" in name or "gpt-6" in name) and "gpt-5-chat" not in name
+
 
 LITELLM_PROVIDERS: frozenset[str] = frozenset(
     {

@@ -73,6 +73,9 @@ class AgentRun:
         self.usage: Usage = {}
         self.model: str | None = None
         self.error: dict[str, Any] | None = None
+        self.reason: str | None = None  # why the run stopped short (status incomplete)
+        self.finish_reason: str | None = None  # the model's, for its last answer
+        self.warnings: list[str] = []
         self.tool_calls: list[dict[str, Any]] = []
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
@@ -161,6 +164,8 @@ class AgentRun:
             "usage": dict(self.usage),
             "model": self.model,
             "error": self.error,
+            "reason": self.reason,
+            "finish_reason": self.finish_reason,
             "tool_calls": list(self.tool_calls),
             "last_seq": len(self.events) - 1,
         }

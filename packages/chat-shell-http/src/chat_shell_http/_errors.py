@@ -1,7 +1,9 @@
 """The one error body of the server and the one place chat-shell errors become status codes.
 
 Every error answer is ``{"error": {"code", "message", "retryable"}}`` (plus ``"details"`` for
-validation errors). Bodies never carry tracebacks, keys or a provider's error text.
+validation errors). Bodies never carry tracebacks, keys or a provider's error text: a model
+failure is told by its class (``MODEL_ERROR_CODES``: ``authentication``, ``rate_limited`` …), the
+model, the provider's HTTP status and ``retry_after``; the provider's text goes to the log.
 """
 
 from __future__ import annotations
@@ -10,7 +12,15 @@ import json
 import logging
 from typing import Any
 
-from chat_shell import ChatShellError, ModelError, NotFoundError, StorageError, ToolError, UserError
+from chat_shell import (
+    MODEL_ERROR_CODES,
+    ChatShellError,
+    ModelError,
+    NotFoundError,
+    StorageError,
+    ToolError,
+    UserError,
+)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -126,17 +136,36 @@ _STATUS: list[tuple[type[ChatShellError], int, str, bool]] = [
 ]
 
 _PUBLIC_MESSAGES = {
-    "model_error": "the model provider failed",
     "storage_error": "the history storage failed",
     "storage_unavailable": "the history storage is unavailable",
 }
 
 
+def model_error_message(error: dict[str, Any]) -> str:
+    """What a client is told of a model failure: its class in words, the model, the provider's
+    HTTP status and the wait it asked for; never the provider's own text."""
+    code = str(error.get("code", "model_error"))
+    message = MODEL_ERROR_CODES.get(code, MODEL_ERROR_CODES["model_error"])
+    if error.get("model"):
+        message = f"{error['model']}: {message}"
+    if isinstance(error.get("provider_status"), int):
+        message += f" (HTTP {error['provider_status']})"
+    retry_after = error.get("retry_after")
+    if isinstance(retry_after, int | float):
+        message += f"; retry after {retry_after:g} s"
+    elif error.get("retryable"):
+        message += " (retryable)"
+    return message
+
+
 def public_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A run's error as clients may see it: a provider's or storage's own text is replaced."""
+    """A run's error as clients may see it: a provider's or storage's own text is replaced
+    (a model failure keeps its code, ``retryable`` and the fields chat-shell set)."""
     if not error:
         return error
     code = str(error.get("code", "error"))
+    if code in MODEL_ERROR_CODES:
+        return {**error, "message": model_error_message(error)}
     if code in _PUBLIC_MESSAGES:
         message = _PUBLIC_MESSAGES[code]
         if error.get("retryable"):
@@ -148,7 +177,10 @@ def public_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
 def _from_chat_shell(exc: ChatShellError) -> JSONResponse:
     status, code, retryable = next((s, c, r) for cls, s, c, r in _STATUS if isinstance(exc, cls))
     if isinstance(exc, ModelError):
-        retryable = exc.retryable
+        logger.warning("model failed: %s (%s): %s", exc.model, exc.code, exc.message)
+        error = {"code": exc.code, "retryable": exc.retryable, "model": exc.model}
+        error.update(provider_status=exc.status_code, retry_after=exc.retry_after)
+        return error_response(status, exc.code, model_error_message(error), retryable=exc.retryable)
     if status >= 500 and not isinstance(exc, (StorageError, ModelError)):
         logger.error("request failed: %s: %s", type(exc).__name__, exc.message)
     message = exc.message if status < 500 else _PUBLIC_MESSAGES.get(code, "internal error")

@@ -75,7 +75,17 @@ class RunInfo(BaseModel):
     model: str | None = None
     usage: Usage = Field(default_factory=lambda: Usage())
     error: dict[str, Any] | None = Field(
-        default=None, description="`{code, message, retryable}` if the run failed"
+        default=None,
+        description="`{code, message, retryable}` if the run failed (a model failure adds "
+        "`model`, and `provider_status` and `retry_after` when known)",
+    )
+    reason: str | None = Field(
+        default=None, description="why an `incomplete` run stopped short (a limit, a cut-off)"
+    )
+    finish_reason: str | None = Field(
+        default=None,
+        description="why the model's last answer ended: `stop`, `tool_calls`, `length` (cut "
+        "off at max_tokens), `content_filter`",
     )
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     last_seq: int = Field(description="seq of the latest event (-1: none yet)")
@@ -95,6 +105,8 @@ class RunInfo(BaseModel):
             model=summary["model"],
             usage=Usage(**summary["usage"]),  # type: ignore[typeddict-item]
             error=public_error(summary["error"]),
+            reason=summary["reason"],
+            finish_reason=summary["finish_reason"],
             tool_calls=summary["tool_calls"],
             last_seq=summary["last_seq"],
         )

@@ -1,7 +1,9 @@
 """Test doubles for chat-shell users and for its own tests.
 
 - ``ScriptedModelServer``: an OpenAI-compatible server on 127.0.0.1 answering from a script of
-  ``Reply`` objects; the real HTTP client code (ours or litellm's) talks to it.
+  ``Reply`` objects (or ``Recording`` objects: raw answers, such as real servers' recorded
+  streams, replayed byte for byte); the real HTTP client code (ours or litellm's) talks to it.
+- ``ScriptedOllamaServer``: the same scripts through Ollama's native ``/api/chat`` (NDJSON).
 - ``FakeModel`` / ``FunctionModel``: in-process model backends for unit tests.
 - ``StorageConformance``: the storage conformance suite (needs pytest and pytest-asyncio).
 """
@@ -9,6 +11,8 @@
 from typing import TYPE_CHECKING, Any
 
 from ._fakes import FakeModel, FunctionModel
+from ._ollama import ScriptedOllamaServer
+from ._recording import Recording
 from ._script import Reply, ScriptedToolCall, reply_chunks
 from ._server import ScriptedModelServer, default_responder
 
@@ -18,8 +22,10 @@ if TYPE_CHECKING:
 __all__ = [
     "FakeModel",
     "FunctionModel",
+    "Recording",
     "Reply",
     "ScriptedModelServer",
+    "ScriptedOllamaServer",
     "ScriptedToolCall",
     "StorageConformance",
     "default_responder",

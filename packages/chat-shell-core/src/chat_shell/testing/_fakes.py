@@ -10,15 +10,19 @@ from typing import Any
 from .._errors import ModelError
 from .._model_backend import ChunkAccumulator, ModelBackend, ModelPart, ModelRequest
 from .._openai_backend import is_retryable_status
+from ._recording import Recording
 from ._script import Reply, reply_chunks
 
 __all__ = ["FakeModel", "FunctionModel"]
 
-ReplyFunction = Callable[[ModelRequest], "Reply | str | Awaitable[Reply | str]"]
+ReplyFunction = Callable[
+    [ModelRequest], "Reply | Recording | str | Awaitable[Reply | Recording | str]"
+]
 
 
 class FunctionModel(ModelBackend):
-    """A model whose every answer is computed by ``function(request) -> Reply | str``.
+    """A model whose every answer is computed by ``function(request) -> Reply | str`` (or a
+    ``Recording`` of an SSE stream, whose events are parsed as a backend parses them).
 
     The reply goes through the same chunk parser as the real backends, so what the agent sees is
     what a real stream of that reply would give. ``requests`` records each request.
@@ -29,7 +33,7 @@ class FunctionModel(ModelBackend):
         self.model_name = model_name
         self.requests: list[ModelRequest] = []
 
-    async def _reply(self, request: ModelRequest) -> Reply:
+    async def _reply(self, request: ModelRequest) -> Reply | Recording:
         result: Any = self.function(request)
         if inspect.isawaitable(result):
             result = await result
@@ -38,6 +42,14 @@ class FunctionModel(ModelBackend):
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelPart]:
         self.requests.append(request)
         reply = await self._reply(request)
+        if isinstance(reply, Recording):  # a raw stream: its events, as a backend reads them
+            accumulator = ChunkAccumulator(self.model_name)
+            for chunk in reply.events():
+                for part in accumulator.feed(chunk):
+                    yield part
+            for part in accumulator.finish():
+                yield part
+            return
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
         if reply.status >= 400:
@@ -66,9 +78,9 @@ class FakeModel(FunctionModel):
     When the replies run out it answers ``"done"``.
     """
 
-    def __init__(self, *replies: Reply | str, model_name: str = "fake/model") -> None:
+    def __init__(self, *replies: Reply | Recording | str, model_name: str = "fake/model") -> None:
         self.replies = list(replies)
         super().__init__(self._pop, model_name=model_name)
 
-    def _pop(self, request: ModelRequest) -> Reply | str:
+    def _pop(self, request: ModelRequest) -> Reply | Recording | str:
         return self.replies.pop(0) if self.replies else "done"

@@ -1,9 +1,9 @@
 """A scripted OpenAI-compatible server on 127.0.0.1, for tests and benchmarks.
 
 It speaks ``POST /v1/chat/completions`` (streamed or not) and ``GET /v1/models``, answering each
-request with the next scripted ``Reply`` — or, when the script is empty, with the default
-responder: a last user message ``tokens N`` gets N distinct tokens, ``call TOOL {json}`` a call
-of that tool, anything else ``echo: <message>``.
+request with the next scripted ``Reply`` (or ``Recording``, replayed byte for byte) — or, when
+the script is empty, with the default responder: a last user message ``tokens N`` gets N
+distinct tokens, ``call TOOL {json}`` a call of that tool, anything else ``echo: <message>``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ._recording import Recording, send_recording
 from ._script import Reply, completion_body, reply_chunks
 
 __all__ = ["Responder", "ScriptedModelServer", "default_responder"]
 
-Responder = Callable[[dict[str, Any]], Reply]
+Responder = Callable[[dict[str, Any]], Reply | Recording]
 
 
 def default_responder(request: dict[str, Any]) -> Reply:
@@ -102,6 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": {"message": "not found", "type": "invalid_request"}})
             return
         reply = self.server.owner._next(request, dict(self.headers), self.client_address)
+        if isinstance(reply, Recording):
+            send_recording(self, reply)
+            return
         if reply.first_delay:
             time.sleep(reply.first_delay)
         if reply.location is not None:
@@ -244,15 +248,17 @@ class ScriptedModelServer:
     ``hangups`` counts the clients that hung up on a held stream (``Reply.hold_after``).
     """
 
+    handler: type[BaseHTTPRequestHandler] = _Handler  # what speaks the protocol
+
     def __init__(
         self,
-        replies: Iterable[Reply] = (),
+        replies: Iterable[Reply | Recording] = (),
         *,
         responder: Responder = default_responder,
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self._script: deque[Reply] = deque(replies)
+        self._script: deque[Reply | Recording] = deque(replies)
         self._responder = responder
         self._port = port
         self._ssl_context = ssl_context
@@ -265,7 +271,7 @@ class ScriptedModelServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def add(self, *replies: Reply) -> None:
+    def add(self, *replies: Reply | Recording) -> None:
         """Queue replies for the next requests."""
         with self._lock:
             self._script.extend(replies)
@@ -274,7 +280,9 @@ class ScriptedModelServer:
         with self._lock:
             self.paths.append((method, path))
 
-    def _next(self, request: dict[str, Any], headers: dict[str, str], peer: Any) -> Reply:
+    def _next(
+        self, request: dict[str, Any], headers: dict[str, str], peer: Any
+    ) -> Reply | Recording:
         with self._lock:
             self.requests.append(request)
             self.headers.append(headers)
@@ -295,7 +303,7 @@ class ScriptedModelServer:
         return f"{scheme}://127.0.0.1:{self.port}/v1"
 
     def start(self) -> ScriptedModelServer:
-        self._server = _Server(("127.0.0.1", self._port), _Handler)
+        self._server = _Server(("127.0.0.1", self._port), self.handler)
         self._server.owner = self
         if self._ssl_context is not None:
             self._server.socket = self._ssl_context.wrap_socket(
