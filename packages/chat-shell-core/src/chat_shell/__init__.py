@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         DirectChatInterface,
         InterfaceConfig,
         StreamingChatOutput,
+        TextChunk,
     )
     from ._json_storage import JSONStorage
     from ._memory_storage import MemoryStorage
@@ -114,6 +115,7 @@ _LOCATIONS: dict[str, str] = {
     "StorageError": "_errors",
     "StorageProvider": "_storage",
     "StreamingChatOutput": "_interface",
+    "TextChunk": "_interface",
     "TextDelta": "_model_backend",
     "ThinkingData": "_events",
     "Tool": "_tools",
@@ -183,6 +185,7 @@ __all__ = [
     "StorageError",
     "StorageProvider",
     "StreamingChatOutput",
+    "TextChunk",
     "TextDelta",
     "ThinkingData",
     "Tool",
