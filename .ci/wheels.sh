@@ -13,8 +13,8 @@ declare -A TESTS=(
     [chat-shell-cli]=tests/cli
     [chat-shell-http]=tests/http
 )
-# pytest and its asyncio plugin, at the versions the lock file pins
-TEST_TOOLS=(pytest==9.2.0 pytest-asyncio==1.5.0)
+# pytest, its asyncio plugin and the terminal emulator the CLI tests use, as the lock file pins them
+TEST_TOOLS=(pytest==9.2.0 pytest-asyncio==1.5.0 pyte==0.8.2)
 
 all=()
 for dir in packages/*/; do all+=("$(basename "$dir")"); done

@@ -36,8 +36,9 @@ class Terminal:
     """``chat-shell ARGS`` in a pseudo-terminal of 40×120: ``type`` keys, ``expect`` output."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.lines, self.columns = 40, 120
         self.master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", self.lines, self.columns, 0, 0))
         self.process = subprocess.Popen(
             [sys.executable, "-c", _WRAPPER, str(SCRIPT), *args],
             stdin=slave,
@@ -68,6 +69,26 @@ class Terminal:
                 except OSError:
                     break
         pytest.fail(f"no {pattern!r} on the screen; it shows:\n{self.text[-3000:]}")
+
+    def settle(self, quiet: float = 0.5, timeout: float = 20) -> None:
+        """Read until the program has written nothing for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], quiet)
+            if not ready:
+                return
+            try:
+                self.raw += os.read(self.master, 65536)
+            except OSError:
+                return
+
+    def screen(self) -> list[str]:
+        """The lines the terminal shows now, as a terminal emulator draws the output."""
+        import pyte
+
+        screen = pyte.Screen(self.columns, self.lines)
+        pyte.ByteStream(screen).feed(self.raw)
+        return [line.rstrip() for line in screen.display]
 
     def type(self, text: str) -> None:
         os.write(self.master, text.encode())

@@ -22,6 +22,7 @@ from ._runtime import (
     stdin_is_terminal,
     title_of,
 )
+from ._typeahead import TypeAhead
 
 if TYPE_CHECKING:
     from chat_shell import DirectChatInterface, Settings, Tool
@@ -101,8 +102,10 @@ class PromptReader:
             complete_while_typing=True,
         )
 
-    async def read(self) -> str:
-        return str(await self.session.prompt_async("❯ "))
+    async def read(self, typed: str = "") -> str:
+        """The next input; ``typed`` (keys typed while the last answer streamed) is already in
+        the line, to edit or send."""
+        return str(await self.session.prompt_async("❯ ", default=typed))
 
     async def confirm(self, question: str) -> bool:
         from prompt_toolkit import PromptSession
@@ -118,7 +121,7 @@ class PromptReader:
 class LineReader:
     """Input from a pipe or file: one message per line."""
 
-    async def read(self) -> str:
+    async def read(self, typed: str = "") -> str:
         line: str = await asyncio.to_thread(sys.stdin.readline)
         if not line:
             raise EOFError
@@ -151,6 +154,7 @@ class ChatSession:
         self.reader: PromptReader | LineReader = (
             PromptReader(home() / INPUT_HISTORY) if self.interactive else LineReader()
         )
+        self.typeahead = TypeAhead(sys.stdin.fileno()) if self.interactive else None
         self.renderer: PlainRenderer | RichRenderer | None = None
         self.model = settings.model
         self.session_id = ""
@@ -183,7 +187,9 @@ class ChatSession:
 
         if self.renderer is not None:
             self.renderer.pause()
-        return await self.reader.confirm(f"Allow {tool_call_line(name, arguments)}? [y/N] ")
+        released = self.typeahead.released() if self.typeahead else contextlib.nullcontext()
+        with released:
+            return await self.reader.confirm(f"Allow {tool_call_line(name, arguments)}? [y/N] ")
 
     # -- the session -------------------------------------------------------------------------------
 
@@ -213,8 +219,9 @@ class ChatSession:
 
     async def _loop(self) -> None:
         while True:
+            typed = self.typeahead.take() if self.typeahead else ""
             try:
-                text = await self.reader.read()
+                text = await self.reader.read(typed)
             except KeyboardInterrupt:
                 continue  # Ctrl-C at the prompt clears the line
             except EOFError:
@@ -243,7 +250,8 @@ class ChatSession:
             self.say(f"error: {exc.message}", "red")
             return
         self.renderer = renderer = self._new_renderer()
-        with CtrlC().cancels(stream.run):
+        holding = self.typeahead.holding() if self.typeahead else contextlib.nullcontext()
+        with holding, CtrlC().cancels(stream.run):
             try:
                 async for event in stream.events():
                     renderer.handle(event)
