@@ -75,6 +75,23 @@ def test_keys_typed_during_an_answer_wait_in_the_next_prompt(
     assert server.requests[-1]["messages"][-1]["content"] == "and next one"
 
 
+def test_a_question_typed_with_enter_during_an_answer_is_sent_after_it(
+    terminal: Terminal, server: ScriptedModelServer
+) -> None:
+    server.add(Reply.tokens(60, delay=0.03))
+    terminal.type("tell me a story\r")
+    terminal.expect(r"t5 ")
+    terminal.type("and then?\r")
+    terminal.expect(r"t59 ")
+    terminal.expect(r"echo: and then\?")
+    terminal.settle()
+    screen = terminal.screen()
+    assert screen.count("❯ and then?") == 1, "\n".join(screen)
+    answer = [line for line in screen if "t30 " in line]
+    assert answer
+    assert "then" not in answer[0]
+
+
 def test_keys_typed_before_ctrl_c_are_kept_too(
     terminal: Terminal, server: ScriptedModelServer
 ) -> None:

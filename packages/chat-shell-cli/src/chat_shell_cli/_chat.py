@@ -25,7 +25,10 @@ from ._runtime import (
 from ._typeahead import TypeAhead
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from chat_shell import DirectChatInterface, Settings, Tool
+    from prompt_toolkit.key_binding import KeyPress
     from rich.console import Console
 
     from ._render import PlainRenderer, RichRenderer
@@ -102,10 +105,13 @@ class PromptReader:
             complete_while_typing=True,
         )
 
-    async def read(self, typed: str = "") -> str:
-        """The next input; ``typed`` (keys typed while the last answer streamed) is already in
-        the line, to edit or send."""
-        return str(await self.session.prompt_async("❯ ", default=typed))
+    async def read(self, typed: Sequence[KeyPress] = ()) -> str:
+        """The next input; ``typed`` (keys typed while the last answer streamed) are handled
+        first, as if typed at this prompt."""
+        from prompt_toolkit.input.typeahead import store_typeahead
+
+        store_typeahead(self.session.input, list(typed))
+        return str(await self.session.prompt_async("❯ "))
 
     async def confirm(self, question: str) -> bool:
         from prompt_toolkit import PromptSession
@@ -121,7 +127,7 @@ class PromptReader:
 class LineReader:
     """Input from a pipe or file: one message per line."""
 
-    async def read(self, typed: str = "") -> str:
+    async def read(self, typed: Sequence[KeyPress] = ()) -> str:
         line: str = await asyncio.to_thread(sys.stdin.readline)
         if not line:
             raise EOFError
@@ -219,7 +225,7 @@ class ChatSession:
 
     async def _loop(self) -> None:
         while True:
-            typed = self.typeahead.take() if self.typeahead else ""
+            typed = self.typeahead.take() if self.typeahead else []
             try:
                 text = await self.reader.read(typed)
             except KeyboardInterrupt:

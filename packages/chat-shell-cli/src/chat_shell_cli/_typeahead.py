@@ -4,8 +4,8 @@ Between two prompts the terminal is in its normal mode, which echoes whatever is
 cursor is: inside the answer being drawn. That also throws rich's live display off: an echoed
 ``^C`` at the end of a full line wraps to a new one, so the redraw after Ctrl-C started a line
 too low and showed the answer's first line twice. While an answer streams, ``TypeAhead`` turns
-the echo off, reads the keys itself (with prompt_toolkit's key parser) and hands the text to the
-next prompt, where it waits to be edited or sent.
+the echo off and reads the keys itself, with prompt_toolkit's key parser; the next prompt gets
+them as prompt_toolkit's own type-ahead, as if they had been typed there (Enter sends).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ class TypeAhead:
         from prompt_toolkit.input.vt100_parser import Vt100Parser
 
         self.fd = fd
-        self._text: list[str] = []
+        self._keys: list[KeyPress] = []
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
-        self._parser = Vt100Parser(self._key)
+        self._parser = Vt100Parser(self._keys.append)
         self._saved: list[Any] | None = None  # the attributes to go back to, while holding
 
     @contextlib.contextmanager
@@ -81,12 +81,12 @@ class TypeAhead:
             termios.tcsetattr(self.fd, termios.TCSANOW, quiet)
             loop.add_reader(self.fd, self._read)
 
-    def take(self) -> str:
-        """What was typed, as text (Enter as a new line, a last one dropped); then forgotten."""
+    def take(self) -> list[KeyPress]:
+        """The keys typed so far, then forgotten."""
         self._parser.flush()
-        text = "".join(self._text).rstrip("\n")
-        self._text.clear()
-        return text
+        keys = list(self._keys)
+        self._keys.clear()
+        return keys
 
     def _read(self) -> None:
         try:
@@ -95,17 +95,3 @@ class TypeAhead:
             return
         if data:
             self._parser.feed(self._decoder.decode(data))
-
-    def _key(self, press: KeyPress) -> None:
-        from prompt_toolkit.keys import Keys
-
-        if press.key in (Keys.ControlM, Keys.ControlJ):
-            self._text.append("\n")
-        elif press.key == Keys.ControlH:  # Backspace
-            if self._text:
-                self._text.pop()
-        elif press.key == Keys.BracketedPaste or (
-            press.key == press.data and press.data.isprintable()
-        ):
-            self._text.append(press.data)
-        # other keys (arrows, Tab, Ctrl-…) mean nothing without a prompt: dropped
