@@ -6,7 +6,10 @@ UV_VERSION := 0.13.9
 BOOTSTRAP := .uv-bootstrap
 UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 
-.PHONY: help install run test lint bench bench-quick docs wheels clean
+# Extra arguments for `make run` (chat-shell serve) and `make quickstart` (the question).
+ARGS ?=
+
+.PHONY: help install run quickstart test lint bench bench-quick docs wheels clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,8 +21,11 @@ $(BOOTSTRAP)/bin/uv:
 install: $(UV)  ## install every package and the dev tools from uv.lock (hash-checked)
 	$(UV) sync --all-packages --locked
 
-run: install  ## start `chat-shell serve` on 127.0.0.1:8000 with SQLite history
-	$(UV) run --frozen chat-shell serve
+run: install  ## start `chat-shell serve` on 127.0.0.1:8000 with SQLite history (ARGS="--port 9000")
+	$(UV) run --frozen chat-shell serve $(ARGS)
+
+quickstart: install  ## run examples/quickstart.py (a demo model when no model is configured)
+	$(UV) run --frozen python examples/quickstart.py $(ARGS)
 
 test: install  ## lint, type-check and run the whole test suite
 	$(UV) run --frozen ruff check packages tests benchmarks examples

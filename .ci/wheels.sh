@@ -17,8 +17,9 @@ declare -A TESTS=(
     [chat-shell-cli]=tests/cli
     [chat-shell-http]=tests/http
 )
-# pytest, its asyncio plugin and hypothesis, at the versions the lock file pins
-TEST_TOOLS=(pytest==9.2.0 pytest-asyncio==1.5.0 hypothesis==6.170.17)
+# pytest, its asyncio plugin, hypothesis (the SQLite property test) and the terminal emulator
+# the CLI tests use, as the lock file pins them
+TEST_TOOLS=(pytest==9.2.0 pytest-asyncio==1.5.0 hypothesis==6.170.17 pyte==0.8.2)
 
 all=()
 for dir in packages/*/; do all+=("$(basename "$dir")"); done

@@ -2,83 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-import pty
-import re
-import select
-import struct
 import subprocess
-import sys
-import termios
-import time
 
-import pytest
 from chat_shell.testing import Reply, ScriptedModelServer
-from cli_support import SCRIPT
-
-# Make the pty the child's controlling terminal, so Ctrl-C becomes SIGINT as in a real terminal.
-_WRAPPER = (
-    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
-    "os.execv(sys.argv[1], sys.argv[1:])"
-)
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[=>78]")
-
-
-class Terminal:
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _WRAPPER, str(SCRIPT), *args],
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            env={**env, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
-            start_new_session=True,
-        )
-        os.close(slave)
-        self.raw = b""
-        self.seen = 0  # expect() looks only at output after the last match
-
-    @property
-    def text(self) -> str:
-        return _ANSI.sub("", self.raw.decode(errors="replace"))
-
-    def expect(self, pattern: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = re.search(pattern, self.text[self.seen :])
-            if match:
-                self.seen += match.end()
-                return match.group(0)
-            ready, _, _ = select.select([self.master], [], [], 0.1)
-            if ready:
-                try:
-                    self.raw += os.read(self.master, 65536)
-                except OSError:
-                    break
-        pytest.fail(f"no {pattern!r} on the screen; it shows:\n{self.text[-3000:]}")
-
-    def type(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        with contextlib.suppress(OSError):
-            os.close(self.master)
-
-    def close(self) -> int:
-        deadline = time.monotonic() + 20
-        while self.process.poll() is None and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.master], [], [], 0.1)
-            if ready:  # keep reading, or a full pty would block the child
-                with contextlib.suppress(OSError):
-                    self.raw += os.read(self.master, 65536)
-        return self.process.wait(timeout=5)
+from cli_support import SCRIPT, Terminal
 
 
 def test_interactive_session(env: dict[str, str], server: ScriptedModelServer) -> None:
@@ -86,7 +13,7 @@ def test_interactive_session(env: dict[str, str], server: ScriptedModelServer) -
     try:
         terminal.expect(r"/help for commands")
         terminal.type('call calculator {"expression": "123 * 456"}\r')
-        terminal.expect(r'🔧 calculator\("123 \* 456"\)')
+        terminal.expect(r'🔧 calculator\(expression="123 \* 456"\)')
         terminal.expect(r"✅ 56088")
         terminal.expect(r"result: 56088")
         # a slow answer, stopped with Ctrl-C part-way; the session goes on

@@ -121,6 +121,20 @@ def test_broken_config_file(cli: Run, home: Path) -> None:
     assert "cannot read" in result.stderr
 
 
+def test_config_file_not_utf8(cli: Run, home: Path) -> None:
+    home.mkdir()
+    config = home / "config.toml"
+    content = 'model = "openai/caf\xe9"\n'.encode("latin-1")
+    config.write_bytes(content)
+    for args in (("config", "show"), ("history",), ("query", "hi"), ("models",)):
+        result = cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert str(config) in result.stderr
+        assert "not UTF-8" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert config.read_bytes() == content
+
+
 def test_path(cli: Run, home: Path) -> None:
     assert cli("config", "path").stdout.strip() == str(home / "config.toml")
 

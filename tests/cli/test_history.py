@@ -33,7 +33,7 @@ def test_show_replays_tool_calls(cli: Run) -> None:
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert 'call calculator {"expression": "123 * 456"}' in text
-    assert '🔧 calculator("123 * 456")' in text
+    assert '🔧 calculator(expression="123 * 456")' in text
     assert "✅ 56088" in text
     assert "result: 56088" in text
     data = json.loads(cli("history", "show", session, "--json").stdout)
@@ -77,12 +77,14 @@ def test_export_and_import(cli: Run, tmp_path: Path) -> None:
     assert lines[0]["type"] == "session"
     assert lines[0]["id"] == session
     target = tmp_path / "one.jsonl"
-    assert cli("history", "export", session[:6], "-o", str(target)).returncode == 0
+    written = cli("history", "export", session[:6], "-o", str(target))
+    assert written.returncode == 0
+    assert written.stderr == f"exported 1 session to {target}\n"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     # into another backend, then back again: nothing is duplicated
     result = cli("history", "import", str(target), "--storage", "json")
     assert result.returncode == 0
-    assert "imported 1 sessions" in result.stdout
+    assert result.stdout == "imported 1 session (4 messages)\n"
     again = cli("history", "import", "-", input=exported.stdout)
     assert "imported 0 sessions" in again.stdout
     assert "skipped" in again.stdout

@@ -24,7 +24,7 @@ def test_stdin_is_appended_to_the_message(cli: Run, server: ScriptedModelServer)
 def test_tool_call_and_result_on_stderr(cli: Run) -> None:
     result = cli("query", 'call calculator {"expression": "123 * 456"}')
     assert result.returncode == 0, result.stderr
-    assert '🔧 calculator("123 * 456")' in result.stderr
+    assert '🔧 calculator(expression="123 * 456")' in result.stderr
     assert "✅ 56088" in result.stderr
     assert result.stdout.strip() == "result: 56088"
 
@@ -84,11 +84,27 @@ def test_model_failure_exits_1_with_the_reason(cli: Run, server: ScriptedModelSe
     assert "Traceback" not in result.stderr
 
 
-def test_tool_failure_exits_1(cli: Run) -> None:
+def test_a_tool_failure_the_model_answered_past_exits_0(cli: Run) -> None:
     result = cli("query", 'call calculator {"expression": "1 / 0"}')
+    assert result.returncode == 0, result.stderr
+    assert "❌" in result.stderr  # the failure is shown where it happened
+    assert "failed" not in result.stderr.strip().splitlines()[-1]
+    assert result.stdout.startswith("result: ")  # and the model answered
+    output = json.loads(cli("query", "--json", 'call calculator {"expression": "1 / 0"}').stdout)
+    assert output["status"] == "completed"
+    assert "error" in output["metadata"]["tool_calls"][0]
+
+
+def test_a_model_failure_after_a_tool_failure_exits_1(
+    cli: Run, server: ScriptedModelServer
+) -> None:
+    server.add(Reply.tool("calculator", {"expression": "1 / 0"}))
+    server.add(Reply.error(400, "the model gave up"))
+    result = cli("query", "divide")
     assert result.returncode == 1
-    assert "❌" in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("chat-shell: tool calculator failed")
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("chat-shell: ")
+    assert "the model gave up" in last
 
 
 def test_missing_credentials(cli: Run) -> None:
@@ -102,7 +118,7 @@ def test_missing_credentials(cli: Run) -> None:
 
 def test_bad_input(cli: Run) -> None:
     for args, text in [
-        (("query", "--session", "nope", "hi"), "unknown session"),
+        (("query", "--session", "../nope", "hi"), "invalid session id '../nope'"),
         (("query", "--storage", "bogus", "hi"), "unknown storage backend 'bogus'"),
         (("query", "--continue", "hi"), "no session to continue"),
         (("query",), "nothing to ask"),

@@ -52,6 +52,23 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
         load_settings(tmp_path, environ={})
 
 
+NOT_UTF8 = [
+    pytest.param('model = "caf\xe9"\n'.encode("latin-1"), id="latin-1"),
+    pytest.param(b'model = "\x80"\n', id="lone-continuation-byte"),
+    pytest.param('model = "x"\n'.encode("utf-16"), id="utf-16"),
+    pytest.param(b'model = "\xe2\x82', id="truncated-sequence"),
+    pytest.param(b'model = "\xed\xa0\x80"\n', id="surrogate"),
+    pytest.param(bytes(range(256)), id="binary"),
+]
+
+
+@pytest.mark.parametrize("content", NOT_UTF8)
+def test_a_file_that_is_not_utf8_names_the_file(tmp_path: Path, content: bytes) -> None:
+    tmp_path.joinpath("config.toml").write_bytes(content)
+    with pytest.raises(UserError, match=r"config.toml is not UTF-8 text \(invalid byte at offset"):
+        load_settings(tmp_path, environ={})
+
+
 def test_unknown_key_lists_the_known_ones(tmp_path: Path) -> None:
     write_config(tmp_path, 'modle = "x"\n')
     with pytest.raises(

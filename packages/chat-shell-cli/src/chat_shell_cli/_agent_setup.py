@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._exit import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ._exit import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CLIError
 from ._runtime import make_storage
 
 if TYPE_CHECKING:
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         Settings,
         StorageProvider,
         Tool,
+        ToolRegistry,
     )
 
 
@@ -27,7 +28,26 @@ def select_tools(settings: Settings, names: list[str] | None, no_tools: bool) ->
 
     registry = ToolRegistry.default(settings)
     allow = names or settings.tools
+    unknown = [name for name in dict.fromkeys(allow or ()) if name not in registry]
+    if unknown:
+        where = "" if names else " in the `tools` setting"
+        raise CLIError(f"{_unknown_tools(unknown)}{where}: {_tool_choices(registry)}")
     return list(registry.select(allow).values())
+
+
+def _unknown_tools(names: list[str]) -> str:
+    quoted = ", ".join(repr(name) for name in names)
+    return f"unknown tool {quoted}" if len(names) == 1 else f"unknown tools {quoted}"
+
+
+def _tool_choices(registry: ToolRegistry) -> str:
+    """Which tools can be used as configured, and which need a setting first."""
+    available = list(registry.select(None))
+    off = [name for name in registry.names() if name not in available]
+    text = f"available: {', '.join(available) or 'none'}"
+    if off:
+        text += f"; off until configured (-t NAME says what it needs): {', '.join(off)}"
+    return text
 
 
 def make_interface(
@@ -81,10 +101,5 @@ def outcome(output: ChatOutput, reason: str | None = None) -> tuple[int, str | N
         error = output.error or {}
         why = error.get("message") or reason or "the run stopped before the end"
         return EXIT_FAILURE, f"incomplete answer: {why}"
-    failed = [call for call in output.metadata.get("tool_calls", []) if "error" in call]
-    if failed:
-        call = failed[-1]
-        message = str(call["error"])
-        message = message.removeprefix("error: ")
-        return EXIT_FAILURE, f"tool {call['name']} failed: {message}"
+    # A tool that failed on the way is not a failed run: the model saw the error and answered.
     return EXIT_OK, None

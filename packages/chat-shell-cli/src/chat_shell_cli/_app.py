@@ -38,7 +38,10 @@ NoTools = Annotated[bool, typer.Option("--no-tools", help="Offer no tools to the
 Session = Annotated[
     str | None,
     typer.Option(
-        "--session", metavar="ID", help="Continue this session (its id, or a unique prefix of it)."
+        "--session",
+        metavar="ID",
+        help="Continue this session (its id, or a unique prefix of it); "
+        "with an id no session has, start a new session with that id.",
     ),
 ]
 Resume = Annotated[bool, typer.Option("--continue", "-c", help="Continue the most recent session.")]
@@ -136,6 +139,7 @@ Examples:
   chat-shell chat --continue            pick up the last session
   chat-shell chat -m openai/gpt-4o --show-thinking
   chat-shell chat --session 3f2a        a session by id (or a unique prefix)
+  chat-shell chat --session work        the session "work", new if there is none
 
 \b
 In the session: Enter sends, Alt-Enter (or a line ending in \\) adds a line,
@@ -181,7 +185,8 @@ Examples:
 
 \b
 The answer goes to stdout, tool calls and errors to stderr (no colour unless
-a terminal). Exit code 1 when the model or a tool failed, 2 for bad input.""",
+a terminal). Exit code 1 when the run failed (the model, or a limit), 2 for
+bad input; a tool error the model answered past is not a failure.""",
     )
     def query(
         message: Annotated[

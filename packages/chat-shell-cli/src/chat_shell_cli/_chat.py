@@ -12,10 +12,23 @@ from typing import TYPE_CHECKING, Any
 
 from ._agent_setup import make_interface, select_tools
 from ._exit import EXIT_OK
-from ._runtime import CtrlC, choose_session, home, load, run, stdin_is_terminal, title_of
+from ._runtime import (
+    CtrlC,
+    choose_session,
+    home,
+    load,
+    plural,
+    run,
+    stdin_is_terminal,
+    title_of,
+)
+from ._typeahead import TypeAhead
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from chat_shell import DirectChatInterface, Settings, Tool
+    from prompt_toolkit.key_binding import KeyPress
     from rich.console import Console
 
     from ._render import PlainRenderer, RichRenderer
@@ -93,7 +106,12 @@ class PromptReader:
             complete_while_typing=True,
         )
 
-    async def read(self) -> str:
+    async def read(self, typed: Sequence[KeyPress] = ()) -> str:
+        """The next input; ``typed`` (keys typed while the last answer streamed) are handled
+        first, as if typed at this prompt."""
+        from prompt_toolkit.input.typeahead import store_typeahead
+
+        store_typeahead(self.session.input, list(typed))
         return str(await self.session.prompt_async("❯ "))
 
     async def confirm(self, question: str) -> bool:
@@ -110,7 +128,7 @@ class PromptReader:
 class LineReader:
     """Input from a pipe or file: one message per line."""
 
-    async def read(self) -> str:
+    async def read(self, typed: Sequence[KeyPress] = ()) -> str:
         line: str = await asyncio.to_thread(sys.stdin.readline)
         if not line:
             raise EOFError
@@ -133,10 +151,17 @@ class ChatSession:
         self.system = system
         self.show_thinking = show_thinking
         self.console: Console = Console(highlight=False)
+        # Without a terminal, stdout carries the answers (and what slash commands print) and
+        # stderr the rest (banner, tool calls, notes), as with `query`; neither is wrapped.
+        self.notes: Console = self.console
+        if not self.console.is_terminal:
+            self.console = Console(highlight=False, soft_wrap=True)
+            self.notes = Console(highlight=False, soft_wrap=True, stderr=True)
         self.interactive = stdin_is_terminal()
         self.reader: PromptReader | LineReader = (
             PromptReader(home() / INPUT_HISTORY) if self.interactive else LineReader()
         )
+        self.typeahead = TypeAhead(sys.stdin.fileno()) if self.interactive else None
         self.renderer: PlainRenderer | RichRenderer | None = None
         self.model = settings.model
         self.session_id = ""
@@ -146,6 +171,13 @@ class ChatSession:
     # -- output ------------------------------------------------------------------------------------
 
     def say(self, text: str, style: str = "dim") -> None:
+        """A note about the session (stderr without a terminal)."""
+        from rich.text import Text
+
+        self.notes.print(Text(text, style=style))
+
+    def reply(self, text: str, style: str = "") -> None:
+        """What a slash command answers (stdout)."""
         from rich.text import Text
 
         self.console.print(Text(text, style=style))
@@ -155,14 +187,16 @@ class ChatSession:
 
         if self.console.is_terminal:
             return RichRenderer(self.console, self.show_thinking)
-        return PlainRenderer(out=sys.stdout, notes=sys.stdout, show_thinking=self.show_thinking)
+        return PlainRenderer(out=sys.stdout, notes=sys.stderr, show_thinking=self.show_thinking)
 
     async def approve(self, name: str, arguments: dict[str, Any]) -> bool:
         from ._render import tool_call_line
 
         if self.renderer is not None:
             self.renderer.pause()
-        return await self.reader.confirm(f"Allow {tool_call_line(name, arguments)}? [y/N] ")
+        released = self.typeahead.released() if self.typeahead else contextlib.nullcontext()
+        with released:
+            return await self.reader.confirm(f"Allow {tool_call_line(name, arguments)}? [y/N] ")
 
     # -- the session -------------------------------------------------------------------------------
 
@@ -185,7 +219,7 @@ class ChatSession:
             )
             if existed:
                 count = len(await history.get_history(self.session_id))
-                self.say(f"{count} earlier messages; /history replays them")
+                self.say(f"{plural(count, 'earlier message')}; /history replays them")
             await self._loop()
         finally:
             await interface.shutdown()
@@ -193,8 +227,9 @@ class ChatSession:
 
     async def _loop(self) -> None:
         while True:
+            typed = self.typeahead.take() if self.typeahead else []
             try:
-                text = await self.reader.read()
+                text = await self.reader.read(typed)
             except KeyboardInterrupt:
                 continue  # Ctrl-C at the prompt clears the line
             except EOFError:
@@ -223,7 +258,8 @@ class ChatSession:
             self.say(f"error: {exc.message}", "red")
             return
         self.renderer = renderer = self._new_renderer()
-        with CtrlC().cancels(stream.run):
+        holding = self.typeahead.holding() if self.typeahead else contextlib.nullcontext()
+        with holding, CtrlC().cancels(stream.run):
             try:
                 async for event in stream.events():
                     renderer.handle(event)
@@ -271,9 +307,10 @@ class ChatSession:
         width = max(len(name) for name in SLASH_COMMANDS)
         for name, description in SLASH_COMMANDS.items():
             self.console.print(f"  [bold]{name.ljust(width)}[/bold]  {description}")
-        self.say(
+        self.reply(
             "Enter sends · Alt-Enter or a line ending in \\ adds a line · ↑/↓ earlier input · "
-            "Ctrl-C stops an answer · Ctrl-D leaves"
+            "Ctrl-C stops an answer · Ctrl-D leaves",
+            "dim",
         )
 
     async def _clear(self, argument: str) -> None:
@@ -284,7 +321,7 @@ class ChatSession:
             await self.interface.storage.history.clear_history(self.session_id)
         if self.console.is_terminal:
             self.console.clear()
-        self.say(f"session {self.session_id} cleared")
+        self.reply(f"session {self.session_id} cleared", "dim")
 
     async def _history(self, argument: str) -> None:
         from ._history import replay
@@ -292,36 +329,44 @@ class ChatSession:
         assert self.interface is not None
         messages = await self.interface.storage.history.get_history(self.session_id)
         if not messages:
-            self.say("nothing said yet in this session")
+            self.reply("nothing said yet in this session", "dim")
             return
         replay(None, messages)
 
     async def _model(self, argument: str) -> None:
         assert self.interface is not None
         if not argument:
-            self.say(f"model: {self.model}", "")
+            self.reply(f"model: {self.model}")
             return
         spec = self.interface.router.resolve(argument)
         self.model = argument
         shown = argument if spec.name == argument else f"{argument} ({spec.name})"
-        self.say(f"model: {shown}", "")
+        self.reply(f"model: {shown}")
 
     async def _tools(self, argument: str) -> None:
+        from rich.text import Text
+
         if not self.tools:
-            self.say("no tools (started with --no-tools, or none is available)")
+            self.reply("no tools (started with --no-tools, or none is available)", "dim")
             return
-        for tool in self.tools:
+        names = [
+            tool.name + (" (asks first)" if tool.requires_approval else "") for tool in self.tools
+        ]
+        width = max(len(name) for name in names)
+        for name, tool in zip(names, self.tools, strict=True):
             description = tool.description.strip().splitlines()[0] if tool.description else ""
-            note = " (asks first)" if tool.requires_approval else ""
-            self.console.print(f"  [bold]{tool.name}[/bold]{note}  {description}", highlight=False)
+            line = Text("  ")
+            line.append(name.ljust(width), style="bold")
+            line.append(f"  {description}")
+            self.console.print(line)
 
     async def _session(self, argument: str) -> None:
-        self.say(f"session: {self.session_id}", "")
+        self.reply(f"session: {self.session_id}")
 
     async def _new(self, argument: str) -> None:
         self.session_id = str(uuid.uuid4())
         self.titled = False
-        self.say(f"new session {self.session_id}")
+        self.reply(f"new session {self.session_id}", "dim")
 
     async def _retry(self, argument: str) -> None:
         assert self.interface is not None
@@ -329,7 +374,7 @@ class ChatSession:
         messages = await history.get_history(self.session_id)
         last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
         if last is None:
-            self.say("nothing to retry yet")
+            self.reply("nothing to retry yet", "dim")
             return
         question = messages[last].content or ""
         await history.clear_history(self.session_id)

@@ -4,7 +4,7 @@
 code  meaning
 ====  =======================================================================================
 0     success
-1     the run failed: the model, a tool or the storage failed (the reason is on stderr)
+1     the run failed: the model or the storage failed, or a limit stopped it (reason on stderr)
 2     user error: bad input or options, bad configuration, missing credentials, unknown session
 130   interrupted (Ctrl-C)
 ====  =======================================================================================

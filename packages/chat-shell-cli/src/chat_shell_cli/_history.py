@@ -10,10 +10,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._exit import EXIT_FAILURE, EXIT_OK, CLIError
-from ._runtime import find_session, load, run, stdin_is_terminal, stdout_is_terminal, with_history
+from ._runtime import (
+    find_session,
+    load,
+    plural,
+    run,
+    stdin_is_terminal,
+    stdout_is_terminal,
+    with_history,
+)
 
 if TYPE_CHECKING:
     from chat_shell import HistoryStorage, Message, SessionInfo
+    from rich.text import Text
 
 
 def _when(timestamp: float) -> str:
@@ -105,10 +114,13 @@ def replay(info: SessionInfo | None, messages: Sequence[Message]) -> None:
     if info is not None:
         title = f" — {info.title}" if info.title else ""
         heading(f"session {info.id}{title}")
-        print(f"started {_when(info.created_at)}, {len(messages)} messages")
+        print(f"started {_when(info.created_at)}, {plural(len(messages), 'message')}")
     names: dict[str, str] = {}
+    speaker = ""  # the role of the last heading: one heading per assistant turn, tools under it
     for message in messages:
         status = message.metadata.get("status")
+        if message.role in ("user", "system"):
+            speaker = message.role
         if message.role == "user":
             print()
             heading(f"You · {_when(message.timestamp)}")
@@ -118,10 +130,12 @@ def replay(info: SessionInfo | None, messages: Sequence[Message]) -> None:
             heading("System")
             body(message.content or "", markdown=False)
         elif message.role == "assistant":
-            if message.content:
+            if speaker != "assistant":
+                speaker = "assistant"
                 model = message.metadata.get("model")
                 print()
                 heading(f"Assistant{f' ({model})' if model else ''}")
+            if message.content:
                 body(message.content, markdown=True)
             for call in message.tool_calls or []:
                 names[call.id] = call.name
@@ -158,8 +172,26 @@ def search(text: str, *, limit: int, json_output: bool, storage: str | None) -> 
     rows = [
         [hit["session_id"], hit["role"], " ".join(hit["snippet"].split())[:100]] for hit in hits
     ]
-    print(table(rows, ["SESSION", "ROLE", "MATCH"]))
+    lines = table(rows, ["SESSION", "ROLE", "MATCH"])
+    if not stdout_is_terminal():
+        print(lines)  # the index's **match** marks stay: they say where the words are
+        return EXIT_OK
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    for line in lines.splitlines():
+        console.print(_marked(line), soft_wrap=True)
     return EXIT_OK
+
+
+def _marked(line: str) -> Text:
+    """``a **b** c`` with ``b`` in bold: the full-text index marks each match with ``**``."""
+    from rich.text import Text
+
+    text = Text()
+    for i, part in enumerate(line.split("**")):
+        text.append(part, style="bold" if i % 2 else "")
+    return text
 
 
 async def _scan(history: HistoryStorage, text: str, limit: int) -> list[dict[str, Any]]:
@@ -196,7 +228,8 @@ def delete(session_id: str, *, yes: bool, storage: str | None) -> int:
         if not stdin_is_terminal():
             raise CLIError(f"not deleting session {info.id} without confirmation: pass --yes")
         described = f"{info.id}" + (f" ({info.title})" if info.title else "")
-        answer = input(f"Delete session {described} and its {info.message_count} messages? [y/N] ")
+        count = plural(info.message_count, "message")
+        answer = input(f"Delete session {described} and its {count}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return EXIT_FAILURE
@@ -228,7 +261,7 @@ def export(session_ids: list[str] | None, *, output: str | None, storage: str | 
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.writelines(lines)
     sessions = sum(1 for line in lines if line.startswith('{"type": "session"'))
-    print(f"exported {sessions} sessions to {output}", file=sys.stderr)
+    print(f"exported {plural(sessions, 'session')} to {output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -251,7 +284,8 @@ def import_(path: str, *, storage: str | None) -> int:
         return await import_sessions(history, text)
 
     report = run(with_history(settings, use))
-    print(f"imported {len(report.imported)} sessions ({report.messages} messages)")
+    imported = plural(len(report.imported), "session")
+    print(f"imported {imported} ({plural(report.messages, 'message')})")
     for session_id, reason in report.skipped.items():
         print(f"skipped {session_id}: {reason}")
     return EXIT_OK

@@ -2,7 +2,7 @@
 
 ``PlainRenderer`` writes the answer as it comes (pipes, files, no colour); ``RichRenderer``
 renders it as Markdown in the terminal while it streams. Both show each tool call on one line,
-``🔧 calculator("123 * 456")``, and its result on the next, ``✅ 56088``.
+``🔧 calculator(expression="123 * 456")``, and its result on the next, ``✅ 56088``.
 """
 
 from __future__ import annotations
@@ -27,15 +27,10 @@ def _short(text: str, limit: int) -> str:
 
 
 def tool_call_line(name: str, arguments: dict[str, Any]) -> str:
-    """``🔧 name("value")`` for one argument, ``🔧 name(a=1, b="x")`` for several."""
-
-    def show(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False)
-
-    if len(arguments) == 1:
-        inner = show(next(iter(arguments.values())))
-    else:
-        inner = ", ".join(f"{key}={show(value)}" for key, value in arguments.items())
+    """``🔧 name(a=1, b="x")``: every argument with its name, values as JSON."""
+    inner = ", ".join(
+        f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in arguments.items()
+    )
     return f"🔧 {name}({_short(inner, _ARGUMENT_CHARS)})"
 
 

@@ -70,6 +70,17 @@ async def with_history(
 
 async def find_session(history: HistoryStorage, session_id: str) -> SessionInfo:
     """The session named by its id or by a unique prefix of it; ``NotFoundError`` otherwise."""
+    from chat_shell import NotFoundError
+
+    found = await match_session(history, session_id)
+    if found is None:
+        raise NotFoundError(f"unknown session {session_id!r} (see `chat-shell history`)")
+    return found
+
+
+async def match_session(history: HistoryStorage, session_id: str) -> SessionInfo | None:
+    """The session with this id, else the one whose id starts with it, else ``None``;
+    ``UserError`` for an id that is not valid, ``NotFoundError`` for an ambiguous prefix."""
     from chat_shell import NotFoundError, validate_session_id
 
     validate_session_id(session_id)
@@ -85,14 +96,12 @@ async def find_session(history: HistoryStorage, session_id: str) -> SessionInfo:
         if len(page) < 200 or len(matches) > 1:
             break
         offset += 200
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
+    if len(matches) > 1:
         raise NotFoundError(
             f"session id {session_id!r} is ambiguous: it starts "
             + ", ".join(info.id for info in matches[:5])
         )
-    raise NotFoundError(f"unknown session {session_id!r} (see `chat-shell history`)")
+    return matches[0] if matches else None
 
 
 async def last_session(history: HistoryStorage) -> SessionInfo:
@@ -105,11 +114,13 @@ async def last_session(history: HistoryStorage) -> SessionInfo:
 async def choose_session(
     history: HistoryStorage, session_id: str | None, resume_last: bool
 ) -> tuple[str, bool]:
-    """The session a turn goes to and whether it already exists."""
+    """The session a turn goes to and whether it already exists: ``--session ID`` continues
+    the session with that id (or a unique prefix of it), or starts one with that id."""
     if session_id and resume_last:
         raise CLIError("use either --session or --continue, not both")
     if session_id:
-        return (await find_session(history, session_id)).id, True
+        found = await match_session(history, session_id)
+        return (session_id, False) if found is None else (found.id, True)
     if resume_last:
         return (await last_session(history)).id, True
     import uuid
@@ -140,6 +151,11 @@ class CtrlC:
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGINT)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 session``, ``2 sessions``, ``0 sessions``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def title_of(message: str) -> str:

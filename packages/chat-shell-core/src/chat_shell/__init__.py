@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         DirectChatInterface,
         InterfaceConfig,
         StreamingChatOutput,
+        TextChunk,
     )
     from ._json_storage import JSONStorage
     from ._memory_storage import MemoryStorage
@@ -125,6 +126,7 @@ _LOCATIONS: dict[str, str] = {
     "StorageError": "_errors",
     "StorageProvider": "_storage",
     "StreamingChatOutput": "_interface",
+    "TextChunk": "_interface",
     "TextDelta": "_model_backend",
     "ThinkingData": "_events",
     "Tool": "_tools",
@@ -197,6 +199,7 @@ __all__ = [
     "StorageError",
     "StorageProvider",
     "StreamingChatOutput",
+    "TextChunk",
     "TextDelta",
     "ThinkingData",
     "Tool",

@@ -301,6 +301,11 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML ({exc}); fix or remove it") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib decodes the whole file first
+        raise UserError(
+            f"{path} is not UTF-8 text (invalid byte at offset {exc.start}); "
+            "save it as UTF-8, or fix or remove it"
+        ) from exc
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from exc
 

@@ -31,6 +31,7 @@ __all__ = [
     "DirectChatInterface",
     "InterfaceConfig",
     "StreamingChatOutput",
+    "TextChunk",
 ]
 
 logger = logging.getLogger("chat_shell")
@@ -100,10 +101,35 @@ class ChatOutput(BaseModel):
         )
 
 
+class TextChunk(str):
+    """A piece of the answer's text, as ``async for`` over a ``StreamingChatOutput`` gives it.
+
+    It *is* the text (a ``str``: ``print(text, end="")``, ``"".join(chunks)``), and carries
+    ``.chunk`` (the same text as a plain ``str``) and ``.event`` (the ``content`` event it
+    came from: ``seq``, ``run_id``, ``session_id``, ``timestamp``).
+    """
+
+    event: ChatEvent
+
+    def __new__(cls, text: str, event: ChatEvent) -> TextChunk:
+        made = super().__new__(cls, text)
+        made.event = event
+        return made
+
+    def __getnewargs__(self) -> tuple[str, ChatEvent]:  # type: ignore[override]
+        return (self.chunk, self.event)  # copy and pickle rebuild it from both
+
+    @property
+    def chunk(self) -> str:
+        """The text as a plain ``str``."""
+        return str.__str__(self)
+
+
 class StreamingChatOutput:
     """A turn in progress.
 
-    ``async for text in stream`` gives the answer's text chunks; ``stream.events()`` gives every
+    ``async for text in stream`` gives the answer's text chunks (``TextChunk``: a ``str``
+    with ``.chunk`` and ``.event``); ``stream.events()`` gives every
     ``ChatEvent`` (thinking, tool calls, results, errors, completion); ``await stream.output()``
     waits for the final ``ChatOutput``. Leaving an ``async with`` block (or ``cancel()``)
     before the end stops the run; what was said so far is stored, marked cancelled.
@@ -125,13 +151,16 @@ class StreamingChatOutput:
         """What the caller should know before the answer (e.g. fallback models left out)."""
         return self.run.warnings
 
-    def __aiter__(self) -> AsyncIterator[str]:
+    def __aiter__(self) -> AsyncIterator[TextChunk]:
         return self._text()
 
-    async def _text(self) -> AsyncIterator[str]:
+    async def _text(self) -> AsyncIterator[TextChunk]:
+        make = str.__new__  # one per token: skips TextChunk.__new__'s Python frame (~1 µs)
         async for event in self.events():
             if event.event_type is EventType.CONTENT:
-                yield event.data["delta"]
+                chunk = make(TextChunk, event.data["delta"])
+                chunk.event = event
+                yield chunk
 
     async def events(self, after: int = -1) -> AsyncIterator[ChatEvent]:
         """The run's events from ``seq > after``; cancels the run if the reader is cancelled."""

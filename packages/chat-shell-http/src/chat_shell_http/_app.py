@@ -9,6 +9,7 @@ from typing import Any
 from chat_shell import Settings, StorageProvider, load_settings
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
@@ -70,12 +71,16 @@ def create_app(
 
     from . import __version__
 
-    app = FastAPI(
+    # FastAPI's own /docs and /redoc pages load their scripts from a CDN and are blank offline;
+    # FastAPIOffline serves the same pages with the files it ships (under /static-offline-docs).
+    app = FastAPIOffline(
         title="chat-shell",
         version=__version__,
         description="An LLM agent that chats and acts through tools: resumable, cancellable "
         "SSE runs, sessions, and the remote-storage protocol. See docs/http.md.",
         lifespan=lifespan,
+        # no call to the public validator from the docs page
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.chat_shell = state
     install_error_handlers(app)

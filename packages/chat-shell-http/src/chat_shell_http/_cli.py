@@ -5,13 +5,30 @@ imported inside the command.
 """
 
 # No `from __future__ import annotations`: typer reads the command's annotations at run time.
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 if TYPE_CHECKING:
+    import socket
+
     import typer
+    from chat_shell import Settings
+    from fastapi import FastAPI
+
+    from ._settings import ServerSettings
 
 __all__ = ["register", "serve"]
+
+
+EXIT_OK = 0
+EXIT_STARTUP_FAILED = 1  # the app's start-up failed (storage, …): uvicorn logged why
+EXIT_USAGE = 2  # bad configuration, or the address cannot be listened on
+EXIT_INTERRUPTED = 130  # Ctrl-C
 
 
 def serve(
@@ -23,7 +40,8 @@ def serve(
     storage: str | None = None,
     log_level: str | None = None,
 ) -> int:
-    """Run the server until interrupted; the exit code (2 for bad configuration)."""
+    """Run the server until SIGTERM (exit 0) or Ctrl-C (130); 2 for bad configuration or an
+    address that cannot be listened on, 1 when the app's start-up fails."""
     from chat_shell import UserError, load_settings
 
     try:
@@ -39,30 +57,107 @@ def serve(
             log_level=log_level,
         )
         server.check_bind()
-        problem = _cannot_listen(server.host, server.port)
-        if problem:
-            raise UserError(f"cannot listen on {server.url}: {problem}")
-        import uvicorn
-
-        from ._app import create_app
-        from ._connections import HTTPProtocol
-
-        app = create_app(settings, server=server)
+        listener = _listen(server.host, server.port)
     except UserError as exc:
         print(f"chat-shell serve: {exc.message}", file=sys.stderr)
-        return 2
-    auth = "API keys required" if server.auth_enabled else "no auth (loopback only)"
-    if not server.auth_enabled and insecure_no_auth:
-        auth = "NO AUTH (--insecure-no-auth)"
-    print(
-        f"chat-shell serve: {server.url} ({auth}; storage {settings.storage}); docs at /docs",
-        file=sys.stderr,
-        flush=True,
-    )
-    uvicorn.run(
+        return EXIT_USAGE
+    with listener:
+        try:
+            from ._app import create_app
+
+            app = create_app(settings, server=server)
+        except UserError as exc:
+            print(f"chat-shell serve: {exc.message}", file=sys.stderr)
+            return EXIT_USAGE
+        auth = "API keys required" if server.auth_enabled else "no auth (loopback only)"
+        if not server.auth_enabled and insecure_no_auth:
+            auth = "NO AUTH (--insecure-no-auth)"
+        bound = listener.getsockname()[1]
+        shown_host = f"[{server.host}]" if ":" in server.host else server.host
+        print(
+            f"chat-shell serve: http://{shown_host}:{bound} ({auth}; "
+            f"storage {settings.storage}); docs at /docs",
+            file=sys.stderr,
+            flush=True,
+        )
+        _warn_if_model_unusable(settings)
+        return _run(app, server, listener)
+
+
+def _listen(host: str, port: int) -> "socket.socket":
+    """The listening socket, bound here so that a taken port is one clear line before
+    anything starts (uvicorn would log it after "Application startup complete")."""
+    import socket
+
+    from chat_shell import UserError
+
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        listener = socket.create_server((address, port), family=family, backlog=2048)
+    except OSError as exc:
+        import errno
+
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the port is already in use (another server?): choose another with --port"
+        elif exc.errno == errno.EACCES:
+            reason = "permission denied (ports below 1024 need privileges): choose another --port"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            reason = "that address is not one of this machine's: choose another --host"
+        raise UserError(f"cannot listen on {host}:{port}: {reason}") from exc
+    return listener
+
+
+def _warn_if_model_unusable(settings: "Settings") -> None:
+    """One line at start-up when the default model cannot be called as configured (no
+    credentials, most often): otherwise the first request is the first to find out."""
+    from chat_shell import ModelRouter, UserError
+
+    try:
+        ModelRouter(settings).resolve(settings.model)
+    except UserError as exc:
+        print(
+            f"chat-shell serve: warning: {exc.message} (until then requests for the model "
+            f"{settings.model} fail with 400)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _run(app: "FastAPI", server: "ServerSettings", listener: "socket.socket") -> int:
+    import uvicorn
+
+    from ._connections import HTTPProtocol
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a stop signal ends it like a normal end: uvicorn re-raises
+        the signal after its graceful shutdown, which makes SIGTERM exit 143."""
+
+        stopped_by: int | None = None
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+
+            def stop(sig: int, frame: FrameType | None) -> None:
+                self.stopped_by = self.stopped_by or sig
+                self.handle_exit(sig, frame)
+
+            stops = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, stop) for sig in stops}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(
         app,
         host=server.host,
-        port=server.port,
+        port=listener.getsockname()[1],
         log_level=server.log_level,
         access_log=server.access_log,
         http=HTTPProtocol,  # head deadline, head size and connection cap (uvicorn has none)
@@ -70,26 +165,15 @@ def serve(
         timeout_graceful_shutdown=5,
         server_header=False,
     )
-    return 0
-
-
-def _cannot_listen(host: str, port: int) -> str | None:
-    """Why the server could not listen on ``host:port`` (no such address here, port taken),
-    found before uvicorn starts, which would say it in several log lines and exit 3."""
-    import socket
-
+    running = Server(config)
     try:
-        for family, kind, proto, _, address in socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        ):
-            with socket.socket(family, kind, proto) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn
-                if family == socket.AF_INET6:
-                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                probe.bind(address)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
+        running.run(sockets=[listener])
+    except SystemExit as exc:  # uvicorn's way of saying the app's start-up failed
+        if exc.code in (None, 0):
+            return EXIT_OK
+        print("chat-shell serve: the server failed to start (the reason is above)", file=sys.stderr)
+        return EXIT_STARTUP_FAILED
+    return EXIT_INTERRUPTED if running.stopped_by == signal.SIGINT else EXIT_OK
 
 
 def register(app: "typer.Typer") -> None:
