@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,25 +235,6 @@ def test_serve_on_the_ipv6_loopback(host: str, tmp_path: Path) -> None:
     finally:
         log = server.stop()
     assert "http://[::1]:" in log
-
-
-def test_serve_on_a_taken_port_stops_with_one_line(tmp_path: Path) -> None:
-    write_config(tmp_path)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [str(Path(sys.executable).parent / "chat-shell"), "serve", "--port", str(port)],
-            env={**os.environ, "CHAT_SHELL_HOME": str(tmp_path)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert f"cannot listen on http://127.0.0.1:{port}" in lines[0]
 
 
 async def test_a_request_that_came_from_beyond_loopback_is_refused() -> None:

@@ -194,8 +194,7 @@ def test_the_served_process_logs_model_failures_on_stderr(
         body = {"messages": user("fail 401"), "stream": False}
         answer = httpx.post(f"{served.url}/v1/response", json=body, timeout=60).json()
     finally:
-        served.process.terminate()
-        _, log = served.process.communicate(timeout=30)
+        log = served.stop()
     assert answer["error"]["code"] == "authentication"
     lines = [line for line in log.splitlines() if answer["subtask_id"] in line]
     assert len(lines) == 1, log
