@@ -305,3 +305,13 @@ async def test_event_data_with_spaces_around_the_json(
     chunk = b'{"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]}'
     server.add(Reply.raw(b"data:   " + chunk + b"  \n\ndata: [DONE]\n\n"))
     assert texts(await collect(backend, server.url)) == "ok"
+
+
+async def test_an_empty_event_stream_says_so(
+    backend: OpenAIBackend, server: ScriptedModelServer
+) -> None:
+    server.add(Reply.raw(b""), Reply.raw(b": only a comment\n\n"))
+    for _ in range(2):
+        with pytest.raises(ModelError, match="ended without a single event") as caught:
+            await collect(backend, server.url)
+        assert caught.value.retryable

@@ -428,6 +428,8 @@ def test_no_proxy_entries(host: str, port: int, entry: str, bypass: bool) -> Non
     [
         ("socks5://user:s3cret@127.0.0.1:1080", "unsupported proxy socks5"),
         ("http://user:s3cret@", "not an http:// or https:// URL with a host"),
+        ("http://user:s3cret@127.0.0.1:99999", "the proxy's URL is not valid"),
+        ("http://user:s3cret@[::1", "the proxy's URL is not valid"),
     ],
 )
 async def test_an_unusable_proxy_is_a_model_error_that_keeps_its_secret(
@@ -439,7 +441,18 @@ async def test_an_unusable_proxy_is_a_model_error_that_keeps_its_secret(
     assert "s3cret" not in str(caught.value)
 
 
-@pytest.mark.parametrize("api_base", ["localhost:11434/v1", "ftp://127.0.0.1/v1", "http://:80"])
+@pytest.mark.parametrize(
+    "api_base",
+    [
+        "localhost:11434/v1",
+        "ftp://127.0.0.1/v1",
+        "http://:80",
+        "http://127.0.0.1:99999/v1",
+        "http://127.0.0.1:port/v1",
+        "http://[::1/v1",
+        "http://127.0.0.1:0/v1",
+    ],
+)
 async def test_an_api_base_that_is_not_an_http_url_is_refused(
     backend: OpenAIBackend, api_base: str
 ) -> None:
@@ -447,9 +460,24 @@ async def test_an_api_base_that_is_not_an_http_url_is_refused(
         await text(backend, api_base)
 
 
-async def test_credentials_in_the_api_base_are_not_shown(backend: OpenAIBackend) -> None:
-    with pytest.raises(ModelError) as caught:
-        await text(backend, "http://user:s3cret@127.0.0.1:9/v1")
+async def test_credentials_in_the_api_base_are_sent_as_basic_auth_and_never_shown(
+    backend: OpenAIBackend, server: ScriptedModelServer
+) -> None:
+    def keyless(api_base: str) -> ModelRequest:
+        return ModelRequest(
+            model="m", messages=[{"role": "user", "content": "hi"}], api_base=api_base
+        )
+
+    with_credentials = server.url.replace("http://", "http://user:s3cret@")
+    assert [part async for part in backend.stream(keyless(with_credentials))]
+    basic = base64.b64encode(b"user:s3cret").decode()
+    assert server.headers[0]["Authorization"] == f"Basic {basic}"
+    with pytest.raises(ModelError, match="and an API key is set too") as caught:
+        await text(backend, with_credentials)  # request() sets an API key as well
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(ModelError, match="cannot connect") as caught:
+        async for _ in backend.stream(keyless("http://user:s3cret@127.0.0.1:9/v1")):
+            pass
     assert "s3cret" not in str(caught.value)
     assert "127.0.0.1:9" in str(caught.value)
 

@@ -160,11 +160,23 @@ class OpenAIBackend(ModelBackend):
         from ._openai_transport import Transport, transport_error
 
         base = (request.api_base or DEFAULT_OPENAI_BASE).rstrip("/")
+        try:
+            parts = urlsplit(base)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            valid = valid and (parts.port is None or parts.port > 0)
+        except ValueError:  # a bad port or IPv6 address
+            valid = False
+        if not valid:
+            raise ModelError(
+                f"{request.model}: api_base must be an http:// or https:// URL with a host"
+            )
         where = f"{request.model} at {_public(base)}"
-        parts = urlsplit(base)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ModelError(f"{where}: api_base must be an http:// or https:// URL with a host")
         headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+        if request.api_key and (parts.username is not None or parts.password is not None):
+            raise ModelError(
+                f"{where}: api_base has a user and password and an API key is set too; "
+                "use one of them"
+            )
         if request.api_key:
             if any(c in request.api_key for c in "\r\n\0"):
                 raise ModelError(
@@ -226,12 +238,12 @@ class OpenAIBackend(ModelBackend):
             ) from None
         except ModelError:
             raise
-        except (OSError, ValueError) as exc:  # aiohttp's errors are OSErrors or ValueErrors…
+        except OSError as exc:  # the socket's, or aiohttp's ClientOSError and its kin
             raise transport_error(exc, where, request) from exc
         except Exception as exc:
             import aiohttp
 
-            if isinstance(exc, aiohttp.ClientError):  # … or plain ClientErrors
+            if isinstance(exc, aiohttp.ClientError):  # aiohttp's others (not OSErrors)
                 raise transport_error(exc, where, request) from exc
             raise
         finally:
@@ -255,6 +267,7 @@ class _Answer:
         self.accumulator = ChunkAccumulator(where, request.api_key)
         self.parser = SSEParser()
         self.done = False  # [DONE] seen
+        self.heard = False  # a chunk seen
         self.reusable = False  # read to the end: the connection may serve another request
         self._kind = ""
 
@@ -302,6 +315,7 @@ class _Answer:
                 raise ModelError(f"{self.where}: malformed stream data", retryable=True) from exc
             if type(chunk) is not dict:
                 raise ModelError(f"{self.where}: malformed stream data", retryable=True)
+            self.heard = True
             parts.extend(feed(chunk))  # an in-stream error raises there, as on the litellm path
         return parts
 
@@ -311,6 +325,11 @@ class _Answer:
             self.reusable = True  # the body ended
             yield from self._parts(self.parser.end())  # an event with no blank line after it
         if not (self.done or self.accumulator.finished):
+            if not self.heard:
+                raise ModelError(
+                    f"{self.where}: HTTP 200 (text/event-stream) ended without a single event",
+                    retryable=True,
+                )
             raise ModelError(
                 f"{self.where}: the stream ended before the answer did", retryable=True
             )

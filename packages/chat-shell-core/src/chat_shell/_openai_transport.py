@@ -141,7 +141,11 @@ class Transport:
         parts = urlsplit(url)
         proxy = proxy_for(parts.scheme, parts.hostname or "", parts.port or _port(parts.scheme))
         if proxy is not None:
-            proxy_parts = urlsplit(proxy)
+            try:
+                proxy_parts = urlsplit(proxy)
+                proxy_parts.port  # noqa: B018 - raises ValueError for a bad one
+            except ValueError:
+                raise ModelError(f"{where}: the proxy's URL is not valid") from None
             if proxy_parts.scheme not in ("http", "https"):
                 raise ModelError(
                     f"{where}: unsupported proxy {proxy_parts.scheme}://… "

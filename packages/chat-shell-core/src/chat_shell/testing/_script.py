@@ -32,12 +32,12 @@ class Reply:
     after that many chunks; ``hold_after`` stops sending after that many chunks and keeps the
     connection open until the client hangs up; ``delay`` waits between chunks (seconds).
 
-    What real servers also do: ``body`` is sent as the answer's body as it is (with
-    ``content_type``, ``""`` for none; in pieces of ``piece_size`` bytes, each flushed, if set);
-    ``not_streamed``
-    answers a streaming request with one JSON ``chat.completion``; ``content_encoding``
-    (``gzip`` or ``deflate``) compresses the body as it streams; ``location`` makes a 3xx
-    ``status`` a redirect; ``headers`` are added to the answer.
+    What real servers also do (the scripted server acts these out; the in-process fakes ignore
+    them): ``body`` is sent as the answer's body as it is (with ``content_type``, ``""`` for
+    none; in pieces of ``piece_size`` bytes, each flushed, if set); ``not_streamed`` answers a
+    streaming request with one JSON ``chat.completion``; ``content_encoding`` (``gzip`` or
+    ``deflate``) compresses the body as it streams; ``location`` makes a 3xx ``status`` a
+    redirect; ``headers`` are added to the answer.
     """
 
     chunks: list[str] = field(default_factory=list)
