@@ -56,16 +56,17 @@ def openai_error(
     return {"error": {**error, "retryable": retryable}}
 
 
-def run_failure(error: dict[str, Any]) -> ApiError:
-    """The answer for a run that failed with ``error`` (its ``error`` event's data)."""
+def run_failure(error: dict[str, Any], headers: dict[str, str] | None = None) -> ApiError:
+    """The answer for a run that failed with ``error`` (its ``error`` event's data), with
+    ``headers`` (the run's ids)."""
     shown = public_error(error) or error
     code = str(shown.get("code") or "error")
     retryable = bool(shown.get("retryable"))
     status = _RUN_STATUS.get(code, 503 if retryable else 502)
     retry_after = shown.get("retry_after")
-    headers = None
+    headers = dict(headers or {})
     if isinstance(retry_after, int | float) and retry_after >= 0:
-        headers = {"Retry-After": str(math.ceil(retry_after))}
+        headers["Retry-After"] = str(math.ceil(retry_after))
     message = str(shown.get("message") or "the run failed")
     return ApiError(status, code, message, retryable=retryable, headers=headers)
 
@@ -93,7 +94,7 @@ def _reshape(status: int, body: bytes) -> bytes | None:
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
         return None
-    param, problem = _param(error.get("details"))
+    param, problem = _param(error.get("details")) if status == 422 else (None, None)
     if param is not None and problem:
         message = f"{param}: {problem}"
     reshaped = openai_error(

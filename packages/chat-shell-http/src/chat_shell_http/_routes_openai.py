@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from chat_shell import AgentRun, ChatInput, EventType
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
 
 from ._deps import CurrentPrincipal, State, get_principal
 from ._errors import ApiError
@@ -111,12 +112,14 @@ async def chat_completions(
             return Response(status_code=499)
         if run.events[0].event_type is EventType.ERROR:
             await run.wait()
-            raise run_failure(run.error or {})
+            raise run_failure(run.error or {}, headers)
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         chunks = _Chunks(run.id, int(run.created_at), run.model or body.model, include_usage)
         return _stream(state, record, chunks, headers)
     if not await _while_connected(request, run, run.wait()):
         return Response(status_code=499)
+    if run.state == "failed" or (run.error and not run.content):
+        raise run_failure(run.error or {}, headers)
     completion = _completion(record, body.model, session_id)
     return JSONResponse(completion.model_dump(mode="json"), headers=headers)
 
@@ -189,8 +192,6 @@ def _finish_reason(complete: dict[str, Any]) -> FinishReason:
 
 def _completion(record: RunRecord, model: str, session_id: str | None) -> ChatCompletion:
     run = record.run
-    if run.state == "failed" or (run.error and not run.content):
-        raise run_failure(run.error or {})
     complete = run.events[-1].data
     thinking = "".join(e.delta for e in run.events if e.event_type is EventType.THINKING)
     return ChatCompletion(
@@ -297,9 +298,13 @@ async def _frames(
 def _stream(
     state: ServerState, record: RunRecord, chunks: _Chunks, headers: dict[str, str]
 ) -> Response:
-    return sse_response(
+    response = sse_response(
         _frames(record, state.runs, chunks),
         headers=headers,
         keepalive_seconds=state.server.keepalive_seconds,
         send_timeout=state.server.send_timeout_seconds,
     )
+    # Once the answer is over, a run still going has no one to answer: also when the client
+    # left before the stream's first frame (the frames' own clean-up never ran then).
+    response.background = BackgroundTask(record.run.cancel)
+    return response
