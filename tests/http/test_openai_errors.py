@@ -166,6 +166,12 @@ async def test_the_other_routes_keep_their_own_shape(server: ThreadServer) -> No
         unknown = await client.post("/v1/response", json={"messages": user("x"), "model": "nope"})
         assert_error_shape(unknown, 400, "model_not_allowed")
         assert set(unknown.json()["error"]) == {"code", "message", "retryable"}
+        # The Host check (no keys: loopback names only) answers before anything else.
+        for method, path in (("POST", URL), ("GET", "/v1/models")):
+            refused = await client.request(
+                method, path, json=turn("hi"), headers={"Host": "evil.example"}
+            )
+            assert_openai_error(refused, 400, "host_not_allowed")
         for method, path in (("GET", URL), ("DELETE", "/v1/models"), ("PUT", URL)):
             response = await client.request(method, path)
             error = assert_openai_error(response, 405, "method_not_allowed")
@@ -321,3 +327,36 @@ async def test_a_client_that_hangs_up_while_waiting_cancels_its_run(
         assert history[0]["content"] == text
         if not stream:
             assert history[-1]["metadata"]["status"] == "cancelled"
+
+
+async def test_a_browser_may_send_the_session_header(
+    upstream: ScriptedModelServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    settings = make_settings(
+        upstream.url, tmp_path_factory.mktemp("cors"), cors_origins=["https://app.example"]
+    )
+    running = ThreadServer(settings).start()
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+            preflight = {
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type, x-session-id",
+            }
+            allowed = await client.options(URL, headers=preflight)
+            assert allowed.status_code == 200
+            assert "x-session-id" in allowed.headers["access-control-allow-headers"].lower()
+            refused = await client.options(
+                URL, headers={**preflight, "Access-Control-Request-Headers": "x-other"}
+            )
+            assert_openai_error(refused, 400, "cors_not_allowed")
+            answer = await client.post(
+                URL,
+                json=turn("hi"),
+                headers={"Origin": "https://app.example", "X-Session-Id": "oa-cors"},
+            )
+            exposed = answer.headers["access-control-expose-headers"].lower()
+            assert "x-session-id" in exposed
+            assert "x-subtask-id" in exposed
+    finally:
+        running.stop()

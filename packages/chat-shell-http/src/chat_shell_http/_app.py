@@ -93,7 +93,7 @@ def create_app(
             _CORS,
             allow_origins=server.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Session-Id"],
             expose_headers=["X-Subtask-Id", "X-Session-Id", "Retry-After"],
         )
     app.add_middleware(
