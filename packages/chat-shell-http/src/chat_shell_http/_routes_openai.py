@@ -26,7 +26,6 @@ from ._openai_errors import openai_error, run_failure
 from ._openai_schemas import (
     AssistantMessage,
     ChatCompletion,
-    ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
     CompletionUsage,
@@ -220,8 +219,7 @@ class _Chunks:
     directly: there is one per token."""
 
     def __init__(self, run_id: str, created: int, model: str, include_usage: bool) -> None:
-        head = {"id": run_id, "object": ChatCompletionChunk.model_fields["object"].default}
-        head.update(created=created, model=model)
+        head = {"id": run_id, "object": "chat.completion.chunk", "created": created, "model": model}
         self._head = "data: " + _dumps(head)[:-1]  # the closing brace comes after the choices
         self._usage = ',"usage":null' if include_usage else ""
         self.wants_usage = include_usage
