@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from chat_shell import ModelConfig
 from chat_shell.testing import ScriptedModelServer
 from chat_shell_http._openai_schemas import ChatCompletion, ChatCompletionChunk
 from http_support import ThreadServer, make_settings
@@ -34,7 +35,7 @@ async def sessions(client: httpx.AsyncClient) -> list[dict[str, Any]]:
 async def test_models_are_the_allowed_ones_default_first(
     upstream: ScriptedModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    second = {"api_base": upstream.url, "api_key": "sk-test-upstream"}
+    second = ModelConfig(api_base=upstream.url, api_key="sk-test-upstream")
     base = make_settings(upstream.url, tmp_path_factory.mktemp("models"))
     configured = base.model_copy(
         update={
@@ -57,6 +58,10 @@ async def test_models_are_the_allowed_ones_default_first(
         try:
             async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
                 listed = (await client.get("/v1/models")).json()
+                for name in listed["data"] if settings is configured else []:
+                    # each listed model answers, as the one it names (an alias resolved)
+                    body = (await client.post(URL, json={**turn("hi"), "model": name["id"]})).json()
+                    assert body["model"] == ("openai/second" if "second" in name["id"] else MODEL)
         finally:
             running.stop()
         assert listed["object"] == "list"
