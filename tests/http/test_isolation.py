@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from chat_shell.testing import ScriptedModelServer
-from http_support import ThreadServer, make_settings, user
+from http_support import MODEL, ThreadServer, make_settings, user
 
 KEY_A = "isolation-key-a-0123456789"
 KEY_B = "isolation-key-b-0123456789"
@@ -70,10 +70,34 @@ SCENARIO: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("DELETE", "/api/v1/sessions/{session_id}", {}),
     ("GET", "/v1/sessions", {}),
+    # The OpenAI-compatible routes, with the session id as header and as metadata.
+    (
+        "POST",
+        "/v1/chat/completions",
+        {
+            "json": {"model": MODEL, "messages": user("b five"), "stream": False},
+            "headers": {"X-Session-Id": "{session_id}"},
+        },
+    ),
+    (
+        "POST",
+        "/v1/chat/completions",
+        {
+            "json": {
+                "model": MODEL,
+                "messages": user("b six"),
+                "stream": True,
+                "metadata": {"session_id": "{session_id}"},
+            }
+        },
+    ),
+    ("GET", "/v1/sessions/{session_id}/history", {}),
+    ("DELETE", "/v1/sessions/{session_id}", {}),
+    ("GET", "/v1/models", {}),
 ]
 
 _RUN_ID = re.compile(r"run_[0-9a-f]{16,}")
-_TIMES = {"created_at", "updated_at", "started_at", "finished_at", "timestamp"}
+_TIMES = {"created_at", "updated_at", "started_at", "finished_at", "timestamp", "created"}
 
 
 def owner_id(key: str) -> str:
@@ -112,7 +136,7 @@ def normalized(response: httpx.Response, session_id: str, run_id: str) -> dict[s
         body = [
             _without_times(json.loads(line[6:]))
             for line in body.splitlines()
-            if line.startswith("data: ")
+            if line.startswith("data: ") and line != "data: [DONE]"
         ]
     headers = {
         name: clean(response.headers[name])

@@ -13,12 +13,19 @@ from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from . import _routes_health, _routes_runs, _routes_sessions, _routes_storage
+from . import (
+    _routes_health,
+    _routes_openai,
+    _routes_runs,
+    _routes_sessions,
+    _routes_storage,
+)
 from ._connections import LIMITS_KEY, ConnectionLimits
 from ._errors import error_json, install_error_handlers
 from ._guards import AccessGuard
 from ._limits import RequestLimits
 from ._logs import install_log_redaction
+from ._openai_errors import OpenAIErrorShape
 from ._settings import ServerSettings
 from ._state import ServerState
 
@@ -84,18 +91,19 @@ def create_app(
     )
     app.state.chat_shell = state
     install_error_handlers(app)
-    for module in (_routes_runs, _routes_sessions, _routes_storage, _routes_health):
+    for module in (_routes_runs, _routes_sessions, _routes_storage, _routes_health, _routes_openai):
         app.include_router(module.router)
     if server.cors_origins:
         app.add_middleware(
             _CORS,
             allow_origins=server.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Session-Id"],
             expose_headers=["X-Subtask-Id", "X-Session-Id", "Retry-After"],
         )
     app.add_middleware(
         RequestLimits, max_bytes=server.max_request_bytes, max_head_bytes=server.max_head_bytes
     )
-    app.add_middleware(AccessGuard, server=server)  # the outermost: refused requests touch nothing
+    app.add_middleware(AccessGuard, server=server)  # refused requests touch nothing
+    app.add_middleware(OpenAIErrorShape)  # reshapes only the error bodies of the OpenAI routes
     return app

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from ._errors import public_error
 from ._runs import RunRecord, RunRegistry
 
-__all__ = ["SSE_HEADERS", "encode_event", "event_payload", "stream_response"]
+__all__ = ["SSE_HEADERS", "encode_event", "event_payload", "sse_response", "stream_response"]
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _BATCH = 256
@@ -94,6 +94,24 @@ def _keepalive() -> ServerSentEvent:
     return ServerSentEvent(comment="keepalive")
 
 
+def sse_response(
+    frames: AsyncIterator[bytes],
+    *,
+    headers: dict[str, str],
+    keepalive_seconds: float,
+    send_timeout: float,
+) -> _RunStream:
+    """An SSE answer of ready-made ``frames``, with keep-alive comments, ``SSE_HEADERS`` and
+    ``headers``; a client that takes no data for ``send_timeout`` seconds is dropped."""
+    return _RunStream(
+        frames,
+        headers={**SSE_HEADERS, **headers},
+        ping=keepalive_seconds,
+        ping_message_factory=_keepalive,
+        send_timeout=send_timeout,
+    )
+
+
 def stream_response(
     record: RunRecord,
     *,
@@ -104,16 +122,9 @@ def stream_response(
     send_timeout: float,
 ) -> _RunStream:
     """The SSE answer following ``record``'s run from ``seq > after`` to its end."""
-    run = record.run
-    headers = {
-        **SSE_HEADERS,
-        "X-Subtask-Id": run.id,
-        "X-Session-Id": record.session_id,
-    }
-    return _RunStream(
+    return sse_response(
         _frames(record, after, registry, buffer_events),
-        headers=headers,
-        ping=keepalive_seconds,
-        ping_message_factory=_keepalive,
+        headers={"X-Subtask-Id": record.run.id, "X-Session-Id": record.session_id},
+        keepalive_seconds=keepalive_seconds,
         send_timeout=send_timeout,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 
 from chat_shell import (
     ChatInput,
@@ -155,38 +156,55 @@ class ServerState:
             }
         )
 
-    async def start_run(self, request: ChatRequest, principal: Principal) -> RunRecord:
-        """Validate a chat request and start its run (nothing is stored if it is refused)."""
-        *earlier, last = request.messages
-        if last.role != "user":
-            raise ApiError(400, "bad_request", "the last message must come from the user")
-        self.check_model(request.model)
-        session_id = request.session_id
-        key = None
+    async def start_turn(
+        self,
+        turn: ChatInput,
+        principal: Principal,
+        *,
+        seed: Sequence[Message] = (),
+        cancel_on_disconnect: bool = False,
+    ) -> RunRecord:
+        """Validate a turn and start its run (nothing is stored if it is refused).
+
+        ``turn.session_id`` is the session as the caller knows it (``None``: a new one);
+        ``seed`` are messages stored before the turn's user message.
+        """
+        self.check_model(turn.model)
+        session_id = turn.session_id
         if session_id is not None:
             key, _ = await self.find_session(session_id, principal)
             self.runs.check_session_free(key)
-        turn = ChatInput(
-            message=last.content,
-            session_id=key,
-            model=request.model,
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-            tools=request.tools,
-        )
+            turn = turn.model_copy(update={"session_id": key})
         plan = self.interface.plan(turn, owner=principal.owner)
         if session_id is None:  # a new session, its id made by core
             session_id = plan.session_id
             plan.session_id = principal.session_key(session_id) or session_id
-        if earlier:
-            plan.new_messages = [
-                *(Message(role=m.role, content=m.content) for m in earlier),
-                *plan.new_messages,
-            ]
+        if seed:
+            plan.new_messages = [*seed, *plan.new_messages]
         return self.runs.start(
             self.interface.agent,
             plan,
             principal,
             session_id=session_id,
+            cancel_on_disconnect=cancel_on_disconnect,
+        )
+
+    async def start_run(self, request: ChatRequest, principal: Principal) -> RunRecord:
+        """Validate a chat request and start its run (nothing is stored if it is refused)."""
+        *earlier, last = request.messages
+        if last.role != "user":
+            raise ApiError(400, "bad_request", "the last message must come from the user")
+        turn = ChatInput(
+            message=last.content,
+            session_id=request.session_id,
+            model=request.model,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            tools=request.tools,
+        )
+        return await self.start_turn(
+            turn,
+            principal,
+            seed=[Message(role=m.role, content=m.content) for m in earlier],
             cancel_on_disconnect=request.cancel_on_disconnect,
         )
