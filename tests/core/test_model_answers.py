@@ -315,3 +315,18 @@ async def test_an_empty_event_stream_says_so(
         with pytest.raises(ModelError, match="ended without a single event") as caught:
             await collect(backend, server.url)
         assert caught.value.retryable
+
+
+async def test_text_before_an_error_in_the_same_read_is_kept(
+    backend: OpenAIBackend, server: ScriptedModelServer
+) -> None:
+    """Three tokens and an in-stream error arrive in one network read: the tokens come out
+    before the error, as they would had each come in its own read."""
+    body = sse_stream(Reply.tokens(3)).replace(b"data: [DONE]\n\n", b"")
+    body += b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
+    server.add(Reply.raw(body, "text/event-stream"))
+    parts: list[ModelPart] = []
+    with pytest.raises(ModelError, match="overloaded"):
+        async for part in backend.stream(request(server.url)):
+            parts.append(part)
+    assert texts(parts) == "t0 t1 t2 "

@@ -289,15 +289,17 @@ class _Answer:
             self._kind = {b"{": "json?", b"[": "json?", b"<": "html"}.get(start, "sse")
         return self._kind == "sse"
 
-    def events(self, data: bytes) -> list[ModelPart]:
+    def events(self, data: bytes) -> Iterator[ModelPart]:
         """The parts the events that ``data`` completes give."""
         try:
-            return self._parts(self.parser.feed(data))
+            events = self.parser.feed(data)
         except SSEError as exc:
             raise ModelError(f"{self.where}: {exc}") from None
+        return self._parts(events)
 
-    def _parts(self, events: list[tuple[bytes, bytes]]) -> list[ModelPart]:
-        parts: list[ModelPart] = []
+    def _parts(self, events: list[tuple[bytes, bytes]]) -> Iterator[ModelPart]:
+        """One part at a time: a failure later in the same read comes after the parts before
+        it (the text a model streamed before an in-stream error is kept)."""
         feed = self.accumulator.feed
         for event, payload in events:
             try:
@@ -306,7 +308,7 @@ class _Answer:
                 else:
                     if payload.strip() == b"[DONE]":
                         self.done = True
-                        return parts
+                        return
                     if event == b"error" or not payload.strip():
                         self._event_error(payload, event)
                         continue
@@ -316,8 +318,7 @@ class _Answer:
             if type(chunk) is not dict:
                 raise ModelError(f"{self.where}: malformed stream data", retryable=True)
             self.heard = True
-            parts.extend(feed(chunk))  # an in-stream error raises there, as on the litellm path
-        return parts
+            yield from feed(chunk)  # an in-stream error raises there, as on the litellm path
 
     def end(self) -> Iterator[ModelPart]:
         """At the end of the event stream (or at ``[DONE]``): the tool calls and usage."""
