@@ -326,7 +326,11 @@ async def test_text_before_an_error_in_the_same_read_is_kept(
     body += b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
     server.add(Reply.raw(body, "text/event-stream"))
     parts: list[ModelPart] = []
-    with pytest.raises(ModelError, match="overloaded"):
+
+    async def read() -> None:
         async for part in backend.stream(request(server.url)):
             parts.append(part)
+
+    with pytest.raises(ModelError, match="overloaded"):
+        await read()
     assert texts(parts) == "t0 t1 t2 "
