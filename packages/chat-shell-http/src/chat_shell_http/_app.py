@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from . import _routes_health, _routes_runs, _routes_sessions, _routes_storage
+from . import _routes_health, _routes_page, _routes_runs, _routes_sessions, _routes_storage
 from ._connections import LIMITS_KEY, ConnectionLimits
 from ._errors import error_json, install_error_handlers
 from ._guards import AccessGuard
@@ -79,7 +79,7 @@ def create_app(
     )
     app.state.chat_shell = state
     install_error_handlers(app)
-    for module in (_routes_runs, _routes_sessions, _routes_storage, _routes_health):
+    for module in (_routes_runs, _routes_sessions, _routes_storage, _routes_health, _routes_page):
         app.include_router(module.router)
     if server.cors_origins:
         app.add_middleware(
