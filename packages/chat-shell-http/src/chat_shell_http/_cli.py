@@ -55,7 +55,8 @@ def serve(
     if not server.auth_enabled and insecure_no_auth:
         auth = "NO AUTH (--insecure-no-auth)"
     print(
-        f"chat-shell serve: {server.url} ({auth}; storage {settings.storage}); docs at /docs",
+        f"chat-shell serve: {server.url} ({auth}; storage {settings.storage}); "
+        "chat page at /, API docs at /docs",
         file=sys.stderr,
         flush=True,
     )
