@@ -44,6 +44,7 @@ SCENARIO: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/v1/sessions", {}),
     ("GET", "/api/v1/sessions", {}),
     ("GET", "/v1/health", {}),
+    ("GET", "/v1/config", {}),
     (
         "POST",
         "/v1/response",

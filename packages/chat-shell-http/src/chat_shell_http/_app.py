@@ -16,6 +16,7 @@ from starlette.responses import Response
 from . import (
     _routes_health,
     _routes_openai,
+    _routes_page,
     _routes_runs,
     _routes_sessions,
     _routes_storage,
@@ -91,7 +92,14 @@ def create_app(
     )
     app.state.chat_shell = state
     install_error_handlers(app)
-    for module in (_routes_runs, _routes_sessions, _routes_storage, _routes_health, _routes_openai):
+    for module in (
+        _routes_runs,
+        _routes_sessions,
+        _routes_storage,
+        _routes_health,
+        _routes_openai,
+        _routes_page,
+    ):
         app.include_router(module.router)
     if server.cors_origins:
         app.add_middleware(

@@ -76,7 +76,7 @@ def serve(
         shown_host = f"[{server.host}]" if ":" in server.host else server.host
         print(
             f"chat-shell serve: http://{shown_host}:{bound} ({auth}; "
-            f"storage {settings.storage}); docs at /docs",
+            f"storage {settings.storage}); chat page at /, API docs at /docs",
             file=sys.stderr,
             flush=True,
         )

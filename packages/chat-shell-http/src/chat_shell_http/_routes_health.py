@@ -1,4 +1,5 @@
-"""``/v1/health``: liveness, with storage reachability (no API key needed)."""
+"""``/v1/health``: liveness, with storage reachability (no API key needed); ``/v1/config``: what
+a client may choose (the chat page's model picker)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import asyncio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from ._deps import State
-from ._schemas import HealthInfo
+from ._deps import CurrentPrincipal, State
+from ._errors import ErrorBody
+from ._schemas import HealthInfo, ServerConfig
 
 __all__ = ["router"]
 
@@ -35,3 +37,13 @@ async def health(state: State) -> JSONResponse:
         active_runs=state.runs.active_count,
     )
     return JSONResponse(info.model_dump(), status_code=200 if reachable else 503)
+
+
+@router.get(
+    "/v1/config",
+    response_model=ServerConfig,
+    responses={status: {"model": ErrorBody} for status in (401, 429)},
+)
+async def config(state: State, _principal: CurrentPrincipal) -> ServerConfig:
+    """The default model and the models a request may name (names or fnmatch patterns)."""
+    return ServerConfig(model=state.settings.model, allowed_models=state.allowed_models)

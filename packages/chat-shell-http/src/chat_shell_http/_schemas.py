@@ -17,6 +17,7 @@ __all__ = [
     "HistoryPage",
     "MessageList",
     "RunInfo",
+    "ServerConfig",
     "SessionList",
     "SessionUpdate",
 ]
@@ -128,6 +129,15 @@ class HealthInfo(BaseModel):
     storage: Literal["reachable", "unreachable"]
     version: str
     active_runs: int
+
+
+class ServerConfig(BaseModel):
+    """What a client may choose on this server (``GET /v1/config``)."""
+
+    model: str = Field(description="the model a run uses when the request names none")
+    allowed_models: list[str] = Field(
+        description="models a request may name: names or fnmatch patterns such as 'openai/*'"
+    )
 
 
 class MessageList(BaseModel):
