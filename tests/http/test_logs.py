@@ -80,8 +80,12 @@ def test_the_servers_own_log_lines_are_redacted(caplog: pytest.LogCaptureFixture
             log.warning("refused %(path)s", {"path": f"/v1/x?key={secret}"})
     assert len(caplog.records) == 9
     for record in caplog.records:
-        assert secret not in record.getMessage()
-        assert "[redacted]" in record.getMessage()
+        message = record.getMessage()
+        assert secret not in message
+        assert "refused" in message
+        assert "/v1/x?" in message
+        # ours says [redacted]; once litellm is imported, its own filter may get there first
+        assert "[redacted]" in message or "REDACTED" in message
 
 
 def test_what_is_redacted() -> None:
