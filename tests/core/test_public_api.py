@@ -34,6 +34,7 @@ def test_every_public_name_of_a_private_module_is_exported() -> None:
         "OpenAIBackend",
         "MAX_REDIRECTS",
         "Transport",
+        "transport_error",
         "bypasses_proxy",
         "proxy_for",
         "TrustError",

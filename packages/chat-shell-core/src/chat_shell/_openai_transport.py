@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import ssl
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from ._model_backend import ModelRequest
 
-__all__ = ["MAX_REDIRECTS", "Transport"]
+__all__ = ["MAX_REDIRECTS", "Transport", "transport_error"]
 
 MAX_REDIRECTS = 20  # httpx's (so the SDK's) limit
 _KEEPALIVE_SECONDS = 4.0
@@ -103,7 +104,8 @@ class Transport:
             finally:
                 if self._sessions.get(loop) is session:
                     del self._sessions[loop]
-                self._closers.pop(loop, None)
+                if self._closers.get(loop) is generator:
+                    del self._closers[loop]
                 await session.close()
 
         generator = closer()
@@ -123,8 +125,6 @@ class Transport:
             await session.close()
 
     def trust(self, ca_bundle: str | None) -> ssl.SSLContext:
-        import os
-
         key = (ca_bundle, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
         context = self._trust.get(key)
         if context is None:
