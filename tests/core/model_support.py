@@ -61,3 +61,15 @@ class Authority:
     folder: Path  # a folder holding only the CA, hashed as `openssl rehash` does
     cert: Path  # the server's certificate for 127.0.0.1, signed by the CA
     key: Path
+
+
+async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    """Copy ``source`` to ``sink`` until either end closes (the test proxies' relay)."""
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    except ConnectionError:
+        pass
+    finally:
+        sink.close()

@@ -29,7 +29,7 @@ from chat_shell._openai_backend import OpenAIBackend
 from chat_shell._proxies import bypasses_proxy
 from chat_shell._tls import system_context, trust_context
 from chat_shell.testing import Reply, ScriptedModelServer
-from model_support import Authority, read_request
+from model_support import Authority, pipe, read_request
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -630,17 +630,6 @@ async def test_a_run_does_not_retry_a_certificate_failure(
     assert output.status == "failed"
     assert "not trusted" in (output.error or {})["message"]
     assert connections == 1
-
-
-async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    try:
-        while data := await source.read(65536):
-            sink.write(data)
-            await sink.drain()
-    except ConnectionError:
-        pass
-    finally:
-        sink.close()
 
 
 def test_the_platform_store_is_trusted_by_default(no_trust_settings: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import pytest
 from chat_shell import ModelError, ModelRequest, TextDelta
 from chat_shell._openai_backend import OpenAIBackend
 from chat_shell.testing import ScriptedModelServer
-from model_support import read_request
+from model_support import pipe, read_request
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -241,16 +241,6 @@ class TunnelProxy:
         host, port = head.split(b" ")[1].decode().rsplit(":", 1)
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except ConnectionError:
-                pass
-            finally:
-                sink.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
