@@ -90,8 +90,8 @@ class _Reader:
     """The parsing every bare candidate shares: SSE events → chunks → text deltas counted."""
 
     def __init__(self) -> None:
-        from chat_shell._model_backend import ChunkAccumulator
-        from chat_shell._sse import SSEParser
+        from chat_shell._models.backend import ChunkAccumulator
+        from chat_shell._models.sse import SSEParser
 
         self.parser = SSEParser()
         self.accumulator = ChunkAccumulator()
@@ -140,7 +140,7 @@ def _backend_measure(load: Callable[[], Any]) -> Measure:
 
 
 def _aiohttp_backend() -> Any:
-    from chat_shell._openai_backend import OpenAIBackend
+    from chat_shell._models.openai_backend import OpenAIBackend
 
     return OpenAIBackend()
 

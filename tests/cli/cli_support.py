@@ -40,6 +40,7 @@ def without_permission_override() -> None:
         if libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
+
 # Make the pty the child's controlling terminal, so Ctrl-C becomes SIGINT as in a real terminal.
 _WRAPPER = (
     "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from chat_shell._openai_backend import OpenAIBackend
+from chat_shell._models.openai_backend import OpenAIBackend
 from model_support import Authority
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chat_shell import UserError, load_settings, mask_secret
+from chat_shell import UserError, load_settings
+from chat_shell._config import mask_secret
 
 
 def write_config(home: Path, text: str) -> None:

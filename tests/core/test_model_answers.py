@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from chat_shell import ModelError, ModelRequest, TextDelta, ToolCallPart, UsagePart
-from chat_shell._model_backend import ModelPart
-from chat_shell._openai_backend import OpenAIBackend
+from chat_shell._models.backend import ModelPart
+from chat_shell._models.openai_backend import OpenAIBackend
 from chat_shell.testing import Reply, ScriptedModelServer, ScriptedToolCall, reply_chunks
 from model_support import sse_stream
 

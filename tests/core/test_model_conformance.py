@@ -17,9 +17,9 @@ from chat_shell import (
     ToolCallPart,
     UsagePart,
 )
-from chat_shell._litellm_backend import LiteLLMBackend
-from chat_shell._model_backend import ModelBackend, ModelPart, parse_retry_after
-from chat_shell._openai_backend import OpenAIBackend
+from chat_shell._models.backend import ModelBackend, ModelPart, parse_retry_after
+from chat_shell._models.litellm_backend import LiteLLMBackend
+from chat_shell._models.openai_backend import OpenAIBackend
 from chat_shell.testing import Recording, Reply, ScriptedModelServer, ScriptedToolCall
 from model_support import sse_stream
 

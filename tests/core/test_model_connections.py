@@ -24,10 +24,10 @@ from chat_shell import (
     __version__,
     load_settings,
 )
-from chat_shell._model_router import ModelRouter
-from chat_shell._openai_backend import OpenAIBackend
-from chat_shell._proxies import bypasses_proxy
-from chat_shell._tls import system_context, trust_context
+from chat_shell._models.openai_backend import OpenAIBackend
+from chat_shell._models.proxies import bypasses_proxy
+from chat_shell._models.router import ModelRouter
+from chat_shell._models.tls import system_context, trust_context
 from chat_shell.testing import Reply, ScriptedModelServer
 from model_support import Authority, pipe, read_request
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from chat_shell import ModelError, ModelRequest, TextDelta
-from chat_shell._openai_backend import OpenAIBackend
+from chat_shell._models.openai_backend import OpenAIBackend
 from chat_shell.testing import ScriptedModelServer
 from model_support import pipe, read_request
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from chat_shell import ModelRouter, Settings, UserError
-from chat_shell._providers import bare_model_provider, is_openai_reasoning_model
+from chat_shell._models.providers import bare_model_provider, is_openai_reasoning_model
 
 # keys for every provider, so that resolving checks names only
 ENV = {"OPENAI_API_KEY": "sk-o", "ANTHROPIC_API_KEY": "sk-a", "GEMINI_API_KEY": "g"}

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chat_shell import JSONStorage, Message, StorageError, make_private_folder
+from chat_shell import JSONStorage, Message, StorageError
+from chat_shell._config import make_private_folder
 
 
 @pytest.fixture(autouse=True)

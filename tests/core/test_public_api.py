@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import subprocess
@@ -52,16 +53,45 @@ def test_every_public_name_of_a_private_module_is_exported() -> None:
         "is_openai_reasoning_model",
         "INSTALL_LITELLM",
         "require_litellm",
+        # used by the CLI and the server only
+        "PROVIDER_KEY_VARIABLES",
+        "PackedEvents",
+        "make_private_folder",
+        "mask_secret",
     }
     missing = []
-    for info in pkgutil.iter_modules(chat_shell.__path__):
-        if not info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"chat_shell.{info.name}")
-        for name in getattr(module, "__all__", []):
-            if name not in exported and name not in internal:
-                missing.append(f"{info.name}.{name}")
+    private = [
+        info.name
+        for info in pkgutil.walk_packages(chat_shell.__path__, "chat_shell.")
+        if info.name.split(".")[1].startswith("_")
+    ]
+    assert "chat_shell._models.router" in private  # the families are walked too
+    for name in private:
+        module = importlib.import_module(name)
+        for public in getattr(module, "__all__", []):
+            if public not in exported and public not in internal:
+                missing.append(f"{name}.{public}")
     assert missing == []
+
+
+def test_the_name_table_is_what_type_checkers_see() -> None:
+    """The lazy look-up follows ``_EXPORTS``; type checkers read the imports under
+    ``TYPE_CHECKING``. Both must name the same things, from the same modules."""
+    tree = ast.parse(Path(chat_shell.__file__).read_text())
+    block = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+    )
+    seen: dict[str, str] = {}
+    for node in block.body:
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                assert alias.asname == alias.name  # an explicit re-export
+                seen[alias.name] = node.module or ""
+    table = {name: module for module, names in chat_shell._EXPORTS.items() for name in names}
+    assert seen == table
+    assert sorted([*table, "__version__"]) == sorted(chat_shell.__all__)
 
 
 def test_package_is_typed() -> None:
@@ -93,6 +123,6 @@ def test_the_provider_list_matches_litellm() -> None:
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    from chat_shell._providers import LITELLM_PROVIDERS
+    from chat_shell._models.providers import LITELLM_PROVIDERS
 
     assert set(result.stdout.split()) == LITELLM_PROVIDERS

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chat_shell import ModelConfig, Settings, mask_secret
-from chat_shell._config import is_secret_name
+from chat_shell import ModelConfig, Settings
+from chat_shell._config import is_secret_name, mask_secret
 from secret_support import ANY_NAME, field_paths, fill_secrets, leaked, new_secret, secret_paths
 
 # Free-form options of [server] (its model lives in chat-shell-http) that name a secret.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from chat_shell._sse import LineSplitter, SSEError, SSEParser
+from chat_shell._models.sse import LineSplitter, SSEError, SSEParser
 
 Events = list[tuple[bytes, bytes]]
 

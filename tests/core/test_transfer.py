@@ -21,7 +21,7 @@ from chat_shell import (
     export_sessions,
     import_sessions,
 )
-from chat_shell._memory_storage import MemoryHistoryStorage
+from chat_shell._storage.memory import MemoryHistoryStorage
 
 
 def _turn(text: str) -> list[Message]:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from chat_shell import load_settings
-from chat_shell._litellm_backend import import_litellm
+from chat_shell._models.litellm_backend import import_litellm
 from chat_shell.testing import Recording, Reply, ScriptedModelServer
 from http_support import ProcessServer, ThreadServer, sse_frames, user
 

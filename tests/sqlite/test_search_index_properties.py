@@ -23,8 +23,7 @@ from typing import Any, TypeVar
 import pytest
 from chat_shell import MemoryStorage, Message, NotFoundError, export_sessions
 from chat_shell_sqlite import SQLiteStorage, _search_index
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,

@@ -155,8 +155,14 @@ def test_factories_run_lazily_and_unavailable_ones_are_left_out() -> None:
 
 def test_default_registry_has_the_builtins_through_entry_points() -> None:
     registry = ToolRegistry.default(Settings())
-    assert {"calculator", "current_time", "fetch_url", "read_file", "list_files",
-            "web_search"} <= set(registry.names())
+    assert {
+        "calculator",
+        "current_time",
+        "fetch_url",
+        "read_file",
+        "list_files",
+        "web_search",
+    } <= set(registry.names())
     assert set(registry.select()) >= {"calculator", "current_time", "fetch_url"}
 
 
@@ -204,8 +210,9 @@ def test_interface_accepts_names_objects_and_functions() -> None:
     with pytest.raises(UserError, match="unknown tool 'nope'"):
         DirectChatInterface(InterfaceConfig(tools=["nope"], use_config_file=False))
     with pytest.raises(UserError, match="file_root"):
-        DirectChatInterface(InterfaceConfig(tools=["read_file"], use_config_file=False,
-                                            use_environment=False))
+        DirectChatInterface(
+            InterfaceConfig(tools=["read_file"], use_config_file=False, use_environment=False)
+        )
 
 
 def test_public_names() -> None:
@@ -219,7 +226,8 @@ def test_public_names() -> None:
 
 
 def test_settings_for_tools_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from chat_shell import load_settings, mask_secret
+    from chat_shell import load_settings
+    from chat_shell._config import mask_secret
 
     environ = {
         "CHAT_SHELL_FILE_ROOT": "/data",

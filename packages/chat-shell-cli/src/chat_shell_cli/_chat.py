@@ -65,7 +65,7 @@ def chat(
 
 def _private_file(path: Path) -> Path:
     """Create ``path`` 0600 (and its folder 0700) if missing."""
-    from chat_shell import make_private_folder
+    from chat_shell._config import make_private_folder
 
     make_private_folder(path.parent)
     if not path.exists():

@@ -143,7 +143,7 @@ def _validate(values: dict[str, Any], file: Path) -> Settings:
 
 def _write_private(file: Path, text: str) -> None:
     """Write ``text`` to ``file`` atomically, 0600, creating the home (0700) if needed."""
-    from chat_shell import make_private_folder
+    from chat_shell._config import make_private_folder
 
     make_private_folder(file.parent)
     temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")

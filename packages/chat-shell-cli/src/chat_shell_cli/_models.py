@@ -11,7 +11,8 @@ from ._runtime import load
 
 
 def models(*, json_output: bool) -> int:
-    from chat_shell import PROVIDER_KEY_VARIABLES, ChatShellError, ModelRouter
+    from chat_shell import ChatShellError, ModelRouter
+    from chat_shell._models.router import PROVIDER_KEY_VARIABLES
 
     settings = load()
     router = ModelRouter(settings)

@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from ._errors import UserError
-from ._model_backend import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, READ_TIMEOUT
+from ._models.backend import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, READ_TIMEOUT
 
 __all__ = [
     "ModelConfig",

@@ -12,16 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ._agent import ChatAgent, ModelChoice, RunPlan
+from ._agent.loop import ChatAgent, ModelChoice, RunPlan
+from ._agent.run import AgentRun
 from ._config import Settings, load_settings
 from ._errors import UserError
 from ._events import ChatEvent, EventType, Usage
 from ._messages import Message, SessionInfo, validate_session_id
-from ._model_backend import ModelBackend
-from ._model_router import ModelRouter, ModelSpec
-from ._plugins import create_storage
-from ._run import AgentRun
-from ._storage import StorageProvider
+from ._models.backend import ModelBackend
+from ._models.router import ModelRouter, ModelSpec
+from ._storage.contract import StorageProvider
+from ._storage.plugins import create_storage
 from ._tools import ApprovalCallback, Tool, ToolRegistry
 
 __all__ = [

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .._errors import ModelError
-from .._model_backend import ChunkAccumulator, ModelBackend, ModelPart, ModelRequest
-from .._openai_backend import is_retryable_status
+from .._models.backend import ChunkAccumulator, ModelBackend, ModelPart, ModelRequest
+from .._models.openai_backend import is_retryable_status
 from ._recording import Recording
 from ._script import Reply, reply_chunks
 

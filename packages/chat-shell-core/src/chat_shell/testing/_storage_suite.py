@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from .._errors import NotFoundError, UserError
 from .._messages import Message, ToolCall
-from .._storage import HistoryStorage, StorageProvider
+from .._storage.contract import HistoryStorage, StorageProvider
 
 __all__ = ["StorageConformance"]
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import ModelError
+from .._errors import ModelError
 
 __all__ = [
     "ChunkAccumulator",

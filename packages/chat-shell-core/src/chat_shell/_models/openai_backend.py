@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ._errors import ModelError
-from ._model_backend import (
+from .._errors import ModelError
+from .backend import (
     ChunkAccumulator,
     ModelBackend,
     ModelPart,
@@ -25,13 +25,13 @@ from ._model_backend import (
     parse_retry_after,
     stream_error,
 )
-from ._providers import is_openai_reasoning_model
-from ._sse import MAX_SIZE, LineSplitter, SSEError, SSEParser
+from .providers import is_openai_reasoning_model
+from .sse import MAX_SIZE, LineSplitter, SSEError, SSEParser
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from ._openai_transport import Transport
+    from .transport import Transport
 
 __all__ = ["OpenAIBackend", "describe_http_error", "is_retryable_status"]
 
@@ -157,7 +157,7 @@ class OpenAIBackend(ModelBackend):
         return json.dumps(body, ensure_ascii=False).encode()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelPart]:
-        from ._openai_transport import Transport, transport_error
+        from .transport import Transport, transport_error
 
         base = (request.api_base or DEFAULT_OPENAI_BASE).rstrip("/")
         try:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ._config import default_home, make_private_folder
-from ._document_storage import DocumentHistory, SessionDocument
-from ._errors import StorageError
-from ._messages import SessionInfo, validate_session_id
-from ._storage import HistoryStorage, StorageProvider
+from .._config import default_home, make_private_folder
+from .._errors import StorageError
+from .._messages import SessionInfo, validate_session_id
+from .contract import HistoryStorage, StorageProvider
+from .document import DocumentHistory, SessionDocument
 
 try:  # POSIX: serialise writers across processes too
     import fcntl

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ._document_storage import DocumentHistory, SessionDocument
-from ._messages import SessionInfo
-from ._storage import HistoryStorage, StorageProvider
+from .._messages import SessionInfo
+from .contract import HistoryStorage, StorageProvider
+from .document import DocumentHistory, SessionDocument
 
 __all__ = ["MemoryHistoryStorage", "MemoryStorage"]
 

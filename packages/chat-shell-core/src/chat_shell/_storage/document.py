@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ._errors import NotFoundError
-from ._messages import Message, SessionInfo, validate_session_id
-from ._storage import HistoryStorage
+from .._errors import NotFoundError
+from .._messages import Message, SessionInfo, validate_session_id
+from .contract import HistoryStorage
 
 __all__ = ["DocumentHistory", "SessionDocument"]
 

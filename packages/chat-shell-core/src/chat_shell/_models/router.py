@@ -6,12 +6,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ._config import ModelConfig, Settings
-from ._errors import UserError
-from ._litellm_backend import LiteLLMBackend, require_litellm
-from ._model_backend import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, READ_TIMEOUT, ModelBackend
-from ._openai_backend import DEFAULT_OPENAI_BASE, OpenAIBackend
-from ._providers import LITELLM_PROVIDERS, bare_model_provider
+from .._config import ModelConfig, Settings
+from .._errors import UserError
+from .backend import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, READ_TIMEOUT, ModelBackend
+from .litellm_backend import LiteLLMBackend, require_litellm
+from .openai_backend import DEFAULT_OPENAI_BASE, OpenAIBackend
+from .providers import LITELLM_PROVIDERS, bare_model_provider
 
 __all__ = ["PROVIDER_KEY_VARIABLES", "ModelRouter", "ModelSpec"]
 

@@ -20,10 +20,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ._document_storage import DocumentHistory, SessionDocument
-from ._errors import NotFoundError, UserError
-from ._messages import Message, SessionInfo, validate_session_id
-from ._storage import HistoryStorage
+from .._errors import NotFoundError, UserError
+from .._messages import Message, SessionInfo, validate_session_id
+from .contract import HistoryStorage
+from .document import DocumentHistory, SessionDocument
 
 __all__ = ["ImportReport", "SessionImporter", "export_sessions", "import_sessions"]
 

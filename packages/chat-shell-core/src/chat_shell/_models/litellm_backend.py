@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
 
-from ._errors import ModelError, UserError
-from ._model_backend import (
+from .._errors import ModelError, UserError
+from .backend import (
     ChunkAccumulator,
     ModelBackend,
     ModelPart,
@@ -21,7 +21,7 @@ from ._model_backend import (
     parse_retry_after,
     stream_error,
 )
-from ._openai_backend import is_retryable_status
+from .openai_backend import is_retryable_status
 
 __all__ = ["INSTALL_LITELLM", "LiteLLMBackend", "import_litellm", "require_litellm"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from ._errors import UserError
-from ._storage import StorageProvider
+from .._errors import UserError
+from .contract import StorageProvider
 
 if TYPE_CHECKING:
-    from ._config import Settings
+    from .._config import Settings
 
 __all__ = ["available_storage", "create_storage", "storage_from_settings"]
 

@@ -22,14 +22,14 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ._errors import ModelError
-from ._proxies import proxy_for
-from ._tls import TrustError, trust_context
+from .._errors import ModelError
+from .proxies import proxy_for
+from .tls import TrustError, trust_context
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from ._model_backend import ModelRequest
+    from .backend import ModelRequest
 
 __all__ = ["MAX_REDIRECTS", "Transport", "transport_error"]
 
@@ -221,7 +221,7 @@ def transport_error(exc: BaseException, where: str, request: ModelRequest) -> Mo
             f"{where}: cannot connect to the proxy ({_os_reason(exc.os_error)})", retryable=True
         )
     if isinstance(exc, aiohttp.ClientHttpProxyError):
-        from ._openai_backend import is_retryable_status
+        from .openai_backend import is_retryable_status
 
         return ModelError(
             f"{where}: the proxy refused the tunnel (HTTP {exc.status})",

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import ChatShellError, ModelError, ToolError, UserError
-from ._events import EventType, Usage
-from ._messages import Message, ToolCall, validate_session_id
-from ._model_backend import (
+from .._errors import ChatShellError, ModelError, ToolError, UserError
+from .._events import EventType, Usage
+from .._messages import Message, ToolCall, validate_session_id
+from .._models.backend import (
     FinishPart,
     ModelBackend,
     ModelRequest,
@@ -21,10 +21,10 @@ from ._model_backend import (
     ToolCallPart,
     UsagePart,
 )
-from ._model_router import ModelSpec
-from ._run import AgentRun, RunState
-from ._storage import HistoryStorage
-from ._tools import ApprovalCallback, Tool, parse_arguments
+from .._models.router import ModelSpec
+from .._storage.contract import HistoryStorage
+from .._tools import ApprovalCallback, Tool, parse_arguments
+from .run import AgentRun, RunState
 
 __all__ = ["ChatAgent", "ModelChoice", "RunPlan"]
 

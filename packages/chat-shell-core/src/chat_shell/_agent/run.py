@@ -10,7 +10,7 @@ from array import array
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, overload
 
-from ._events import ChatEvent, EventType, Usage
+from .._events import ChatEvent, EventType, Usage
 
 __all__ = ["AgentRun", "PackedEvents", "RunState"]
 

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from ._messages import Message, SessionInfo
+from .._messages import Message, SessionInfo
 
 __all__ = ["HistoryStorage", "StorageProvider"]
 

@@ -12,9 +12,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._errors import NotFoundError, StorageError, UserError
-from ._messages import Message, SessionInfo, validate_session_id
-from ._storage import HistoryStorage, StorageProvider
+from .._errors import NotFoundError, StorageError, UserError
+from .._messages import Message, SessionInfo, validate_session_id
+from .contract import HistoryStorage, StorageProvider
 
 if TYPE_CHECKING:
     import httpx
