@@ -26,8 +26,8 @@ history (``RunInfo.step_content``, ``RunInfo.open_tool_calls``) and moves on. A 
 ``renew_leases`` no longer lists a run has lost it and must stop it without writing more.
 
 **Events.** Each run has a log of ``ChatEvent`` with ``seq`` 0, 1, 2 … without gaps. The holder
-appends them in batches (``append_events``; ``finish_run`` appends the last batch, ending with
-the ``complete`` event). An event once appended never changes; appending an event whose
+appends them in batches (``append_events``, or ``append_batches`` for all its runs at once;
+``finish_run`` appends the last batch, ending with the ``complete`` event). An event once appended never changes; appending an event whose
 ``seq`` is already stored is ignored (a retried batch is harmless), and a batch that would leave
 a gap is refused (``ValueError``). The summary the holder passes with a batch is stored in the
 same atomic step as the events, so a reader never sees a ``last_seq`` whose events are missing.
@@ -251,6 +251,16 @@ class RunStore(ABC):
         Events whose ``seq`` is already stored are skipped; a gap raises ``ValueError``. A
         run that has ended takes nothing more: the call is ignored (its holder lost it).
         """
+
+    async def append_batches(
+        self, batches: Sequence[tuple[str, Sequence[ChatEvent], RunInfo | None]]
+    ) -> None:
+        """``append_events`` for several runs (``(run_id, events, info)`` each) in one atomic
+        step: what a holder's flush calls every 50 ms for all its runs, so that a process with
+        200 live runs writes once per flush, not 200 times. The default calls
+        ``append_events`` per run; durable stores write one transaction."""
+        for run_id, events, info in batches:
+            await self.append_events(run_id, events, info)
 
     @abstractmethod
     async def finish_run(self, run_id: str, events: Sequence[ChatEvent], info: RunInfo) -> bool:

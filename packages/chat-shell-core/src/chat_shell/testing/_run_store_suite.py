@@ -229,6 +229,22 @@ class RunStoreSuite:
             await store.append_events(info.run_id, _events(info, 7, 1))
         assert (await store.get_run(info.run_id)).last_seq == 4
 
+    async def test_batches_of_many_runs_at_once(self, store: RunStore, peer: RunStore) -> None:
+        runs = [_info(f"b{n}") for n in range(3)]
+        for info in runs:
+            await store.create_run(info, lease_seconds=LEASE)
+        await store.append_batches(
+            [
+                (info.run_id, _events(info, 0, n + 1), info.model_copy(update={"content": "x" * n}))
+                for n, info in enumerate(runs)
+            ]
+        )
+        for n, info in enumerate(runs):
+            got = await peer.get_run(info.run_id)
+            assert got.last_seq == n
+            assert got.content == "x" * n
+            assert len(await peer.read_events(info.run_id)) == n + 1
+
     async def test_event_fields_round_trip(self, store: RunStore, peer: RunStore) -> None:
         info = _info()
         await store.create_run(info, lease_seconds=LEASE)
