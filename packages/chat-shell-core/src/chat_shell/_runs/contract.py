@@ -27,10 +27,11 @@ history (``RunInfo.step_content``, ``RunInfo.open_tool_calls``) and moves on. A 
 
 **Events.** Each run has a log of ``ChatEvent`` with ``seq`` 0, 1, 2 … without gaps. The holder
 appends them in batches (``append_events``, or ``append_batches`` for all its runs at once;
-``finish_run`` appends the last batch, ending with the ``complete`` event). An event once appended never changes; appending an event whose
-``seq`` is already stored is ignored (a retried batch is harmless), and a batch that would leave
-a gap is refused (``ValueError``). The summary the holder passes with a batch is stored in the
-same atomic step as the events, so a reader never sees a ``last_seq`` whose events are missing.
+``finish_run`` appends the last batch, ending with the ``complete`` event). An event once
+appended never changes; appending an event whose ``seq`` is already stored is ignored (a retried
+batch is harmless), and a batch that would leave a gap is refused (``ValueError``). The summary
+the holder passes with a batch is stored in the same atomic step as the events, so a reader
+never sees a ``last_seq`` whose events are missing.
 
 **Reading and following.** ``read_events(after=n)`` returns the stored events with
 ``seq > n`` in order. ``follow(after=n)`` yields the same, then every event appended later (by
