@@ -177,7 +177,7 @@ class ModelError(ChatShellError):
         self.retry_after = retry_after
         self._code = code
 
-    code = _ModelErrorCode()  # type: ignore[assignment]
+    code = _ModelErrorCode()
 
 
 class ToolError(ChatShellError):
