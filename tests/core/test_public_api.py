@@ -53,6 +53,7 @@ def test_every_public_name_of_a_private_module_is_exported() -> None:
         "is_openai_reasoning_model",
         "INSTALL_LITELLM",
         "require_litellm",
+        "with_overrides",
         # used by the CLI and the server only
         "PROVIDER_KEY_VARIABLES",
         "PackedEvents",

@@ -89,3 +89,11 @@ def test_backends_come_from_entry_points(tmp_path: Path) -> None:
     assert json_storage.folder == tmp_path
     with pytest.raises(UserError, match="unknown storage backend 'nope'"):
         create_storage("nope")
+
+
+def test_options_a_backend_does_not_take_are_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="storage backend 'remote' does not take these options"):
+        create_storage("remote", url="http://127.0.0.1:9", path=str(tmp_path))
+    with pytest.raises(UserError, match="storage backend 'memory' does not take these options"):
+        create_storage("memory", path=str(tmp_path))
+    assert create_storage("memory", path=None) is not None  # None: not given

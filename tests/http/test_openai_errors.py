@@ -129,7 +129,7 @@ REFUSED: list[tuple[Any, int, str, str | None]] = [
     (turn("hi", temperature=3), 422, "invalid_request", "temperature"),
     (turn("hi", max_tokens=0), 422, "invalid_request", "max_tokens"),
     (turn("hi", metadata={"session_id": 7}), 422, "invalid_request", "metadata"),
-    (turn("   "), 400, "bad_request", None),
+    (turn("   "), 400, "user_error", None),
     ("not json", 400, "invalid_json", None),
     ([1, 2], 422, "invalid_request", None),
 ]

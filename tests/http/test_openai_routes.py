@@ -322,7 +322,7 @@ async def test_a_session_id_stores_the_turn(
             json=turn("four", metadata={"session_id": "oa-2"}),
             headers={"X-Session-Id": "oa-1"},
         )
-        assert_openai_error(refused, 400, "bad_request")
+        assert_openai_error(refused, 400, "user_error")
         for bad in ("", "a b", "-x", "x" * 129):
             assert_openai_error(
                 await client.post(URL, json=turn("five"), headers={"X-Session-Id": bad}),

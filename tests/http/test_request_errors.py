@@ -107,7 +107,7 @@ async def test_a_body_that_is_not_utf8_json_gets_invalid_json(server: ThreadServ
             assert_error_shape(response, 400, "invalid_json")
 
 
-async def test_an_empty_session_id_is_a_bad_request(server: ThreadServer) -> None:
+async def test_an_empty_session_id_is_a_user_error(server: ThreadServer) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         before = (await client.get("/v1/sessions")).json()
         runs = (server.state.runs.active_count, server.state.runs.retained_count)
@@ -117,7 +117,7 @@ async def test_an_empty_session_id_is_a_bad_request(server: ThreadServer) -> Non
                     "/v1/response",
                     json={"messages": user("hi"), "session_id": session_id, "stream": stream},
                 )
-                error = assert_error_shape(response, 400, "bad_request")
+                error = assert_error_shape(response, 400, "user_error")
                 assert "session id" in error["message"]
         assert (await client.get("/v1/sessions")).json() == before
         assert (server.state.runs.active_count, server.state.runs.retained_count) == runs

@@ -105,12 +105,12 @@ async def test_bad_input_is_refused_and_changes_nothing(secured: ThreadServer) -
             (client.post(post, json={}), 422, "invalid_request"),
             (client.post(post, json={"messages": []}), 422, "invalid_request"),
             (client.post(post, json={"messages": [{"role": "user"}]}), 422, "invalid_request"),
-            (client.post(post, json={"messages": user("")}), 400, "bad_request"),
-            (client.post(post, json={"messages": user("   ")}), 400, "bad_request"),
+            (client.post(post, json={"messages": user("")}), 400, "user_error"),
+            (client.post(post, json={"messages": user("   ")}), 400, "user_error"),
             (
                 client.post(post, json={"messages": [{"role": "assistant", "content": "x"}]}),
                 400,
-                "bad_request",
+                "user_error",
             ),
             (
                 client.post(post, json={"messages": user("x"), "model": "openai/other"}),
@@ -125,7 +125,7 @@ async def test_bad_input_is_refused_and_changes_nothing(secured: ThreadServer) -
             (
                 client.post(post, json={"messages": user("x"), "session_id": "../etc"}),
                 400,
-                "bad_request",
+                "user_error",
             ),
             (
                 client.post(post, json={"messages": user("x"), "temperature": 9}),
@@ -135,7 +135,7 @@ async def test_bad_input_is_refused_and_changes_nothing(secured: ThreadServer) -
             (
                 client.post(post, json={"messages": user("x"), "tools": ["nope"]}),
                 400,
-                "bad_request",
+                "user_error",
             ),
             (client.post(post, json={"messages": user("x" * 20_000)}), 413, "request_too_large"),
             (client.get("/v1/response/run_unknown"), 404, "not_found"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._exit import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CLIError
+from ._exit import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CLIError, exit_code_for_error
 from ._runtime import make_storage
 
 if TYPE_CHECKING:
@@ -95,8 +95,7 @@ def outcome(output: ChatOutput, reason: str | None = None) -> tuple[int, str | N
         return EXIT_INTERRUPTED, "cancelled"
     if output.status == "failed":
         error = output.error or {}
-        code = EXIT_USAGE if error.get("code") == "user_error" else EXIT_FAILURE
-        return code, error_text(error)
+        return exit_code_for_error(error), error_text(error)
     if output.status == "incomplete":
         error = output.error or {}
         why = error.get("message") or reason or "the run stopped before the end"

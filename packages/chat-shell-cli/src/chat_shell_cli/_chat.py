@@ -10,18 +10,11 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chat_shell import default_home, load_settings
+
 from ._agent_setup import make_interface, select_tools
 from ._exit import EXIT_OK
-from ._runtime import (
-    CtrlC,
-    choose_session,
-    home,
-    load,
-    plural,
-    run,
-    stdin_is_terminal,
-    title_of,
-)
+from ._runtime import CtrlC, choose_session, plural, stdin_is_terminal, title_of
 from ._typeahead import TypeAhead
 
 if TYPE_CHECKING:
@@ -58,9 +51,9 @@ def chat(
     show_thinking: bool,
     storage: str | None,
 ) -> int:
-    settings = load(model=model, storage=storage)
+    settings = load_settings(model=model, storage=storage)
     chosen = select_tools(settings, tools, no_tools)
-    return run(ChatSession(settings, chosen, system, show_thinking).main(session, resume))
+    return asyncio.run(ChatSession(settings, chosen, system, show_thinking).main(session, resume))
 
 
 def _private_file(path: Path) -> Path:
@@ -159,7 +152,7 @@ class ChatSession:
             self.notes = Console(highlight=False, soft_wrap=True, stderr=True)
         self.interactive = stdin_is_terminal()
         self.reader: PromptReader | LineReader = (
-            PromptReader(home() / INPUT_HISTORY) if self.interactive else LineReader()
+            PromptReader(default_home() / INPUT_HISTORY) if self.interactive else LineReader()
         )
         self.typeahead = TypeAhead(sys.stdin.fileno()) if self.interactive else None
         self.renderer: PlainRenderer | RichRenderer | None = None

@@ -15,8 +15,9 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chat_shell import default_home, load_settings
+
 from ._exit import EXIT_OK, CLIError
-from ._runtime import home, load
 
 if TYPE_CHECKING:
     from chat_shell import Settings
@@ -43,7 +44,7 @@ _EXAMPLES: dict[str, Any] = {
 
 
 def config_path() -> Path:
-    return home() / CONFIG_FILE
+    return default_home() / CONFIG_FILE
 
 
 def path() -> int:
@@ -272,7 +273,7 @@ def unset(key: str) -> int:
 
 def get(key: str, *, reveal: bool) -> int:
     path = parse_key(key)
-    settings = load()
+    settings = load_settings()
     value = _lookup(settings.model_dump(mode="json") if reveal else settings.masked(), path)
     if value is None:
         return EXIT_OK
@@ -281,7 +282,7 @@ def get(key: str, *, reveal: bool) -> int:
 
 
 def show(*, json_output: bool) -> int:
-    settings = load()
+    settings = load_settings()
     file = config_path()
     values = settings.masked()
     sources = settings.sources
@@ -341,7 +342,7 @@ def template() -> str:
 
 
 def init(target: str | None, *, force: bool) -> int:
-    folder = Path(target).expanduser() if target else home()
+    folder = Path(target).expanduser() if target else default_home()
     file = folder / CONFIG_FILE
     if file.exists() and not force:
         raise CLIError(f"{file} already exists (use --force to replace it)")
@@ -349,6 +350,6 @@ def init(target: str | None, *, force: bool) -> int:
         raise CLIError(f"{folder} exists and is not a folder")
     _write_private(file, template())
     print(f"created {file}")
-    if target and folder.resolve() != home().resolve():
+    if target and folder.resolve() != default_home().resolve():
         print(f"use it with: export CHAT_SHELL_HOME={folder}")
     return EXIT_OK

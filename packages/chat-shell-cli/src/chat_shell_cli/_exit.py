@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import Any
 
 __all__ = [
     "EXIT_FAILURE",
@@ -23,6 +24,8 @@ __all__ = [
     "EXIT_USAGE",
     "CLIError",
     "exit_code_for",
+    "exit_code_for_class",
+    "exit_code_for_error",
     "report",
 ]
 
@@ -41,21 +44,42 @@ class CLIError(Exception):
         self.code = code
 
 
+def _exit_codes() -> dict[type[BaseException], int]:
+    """The one mapping from the core error tree to exit codes; a class not listed has its
+    nearest parent's. (Made when asked: the CLI imports chat_shell only for the commands that
+    need it, and asks only once chat_shell's errors are loaded.)"""
+    from chat_shell import ChatShellError, NotFoundError, SessionBusyError, UserError
+
+    return {
+        SessionBusyError: EXIT_USAGE,
+        NotFoundError: EXIT_USAGE,
+        UserError: EXIT_USAGE,
+        ChatShellError: EXIT_FAILURE,
+    }
+
+
+def exit_code_for_class(error_class: type[BaseException] | None) -> int:
+    """The exit code of an error of ``error_class`` (``None``: an error no class stands for)."""
+    if error_class is None or "chat_shell._errors" not in sys.modules:
+        return EXIT_FAILURE  # chat_shell not loaded: the error cannot be one of its classes
+    codes = _exit_codes()
+    return next((codes[cls] for cls in error_class.__mro__ if cls in codes), EXIT_FAILURE)
+
+
+def exit_code_for_error(error: dict[str, Any]) -> int:
+    """The exit code of a run that failed with ``error`` (its ``error`` event's data)."""
+    from chat_shell import ChatShellError
+
+    return exit_code_for_class(ChatShellError.for_code(str(error.get("code") or "")))
+
+
 def exit_code_for(exc: BaseException) -> int:
     """The exit code of an exception that ended a command."""
     if isinstance(exc, CLIError):
         return exc.code
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    # chat_shell is imported only by commands that need it; if it is not loaded, the
-    # exception cannot be one of its errors.
-    errors = sys.modules.get("chat_shell._errors")
-    if errors is not None:
-        if isinstance(exc, errors.NotFoundError | errors.UserError):
-            return EXIT_USAGE
-        if isinstance(exc, errors.ChatShellError):
-            return EXIT_FAILURE
-    return EXIT_FAILURE
+    return exit_code_for_class(type(exc))
 
 
 def message_for(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -9,16 +10,10 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from chat_shell import load_settings
+
 from ._exit import EXIT_FAILURE, EXIT_OK, CLIError
-from ._runtime import (
-    find_session,
-    load,
-    plural,
-    run,
-    stdin_is_terminal,
-    stdout_is_terminal,
-    with_history,
-)
+from ._runtime import find_session, plural, stdin_is_terminal, stdout_is_terminal, with_history
 
 if TYPE_CHECKING:
     from chat_shell import HistoryStorage, Message, SessionInfo
@@ -40,12 +35,12 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 
 def list_sessions(*, limit: int, json_output: bool, storage: str | None) -> int:
-    settings = load(storage=storage)
+    settings = load_settings(storage=storage)
 
     async def use(history: HistoryStorage) -> list[SessionInfo]:
         return await history.list_sessions(limit=limit)
 
-    sessions = run(with_history(settings, use, reading=True))
+    sessions = asyncio.run(with_history(settings, use, reading=True))
     if json_output:
         print(json.dumps([info.model_dump(mode="json") for info in sessions], indent=2))
         return EXIT_OK
@@ -61,13 +56,13 @@ def list_sessions(*, limit: int, json_output: bool, storage: str | None) -> int:
 
 
 def show(session_id: str, *, json_output: bool, storage: str | None) -> int:
-    settings = load(storage=storage)
+    settings = load_settings(storage=storage)
 
     async def use(history: HistoryStorage) -> tuple[SessionInfo, list[Message]]:
         info = await find_session(history, session_id)
         return info, await history.get_history(info.id)
 
-    info, messages = run(with_history(settings, use, reading=True))
+    info, messages = asyncio.run(with_history(settings, use, reading=True))
     if json_output:
         body = {
             "session": info.model_dump(mode="json"),
@@ -150,7 +145,7 @@ def replay(info: SessionInfo | None, messages: Sequence[Message]) -> None:
 
 
 def search(text: str, *, limit: int, json_output: bool, storage: str | None) -> int:
-    settings = load(storage=storage)
+    settings = load_settings(storage=storage)
 
     async def use(history: HistoryStorage) -> list[dict[str, Any]]:
         finder = getattr(history, "search", None)
@@ -162,7 +157,7 @@ def search(text: str, *, limit: int, json_output: bool, storage: str | None) -> 
             ]
         return await _scan(history, text, limit)
 
-    hits = run(with_history(settings, use, reading=True))
+    hits = asyncio.run(with_history(settings, use, reading=True))
     if json_output:
         print(json.dumps(hits, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -218,12 +213,12 @@ async def _scan(history: HistoryStorage, text: str, limit: int) -> list[dict[str
 
 
 def delete(session_id: str, *, yes: bool, storage: str | None) -> int:
-    settings = load(storage=storage)
+    settings = load_settings(storage=storage)
 
     async def find(history: HistoryStorage) -> SessionInfo:
         return await find_session(history, session_id)
 
-    info = run(with_history(settings, find))
+    info = asyncio.run(with_history(settings, find))
     if not yes:
         if not stdin_is_terminal():
             raise CLIError(f"not deleting session {info.id} without confirmation: pass --yes")
@@ -237,7 +232,7 @@ def delete(session_id: str, *, yes: bool, storage: str | None) -> int:
     async def remove(history: HistoryStorage) -> None:
         await history.delete_session(info.id)
 
-    run(with_history(settings, remove))
+    asyncio.run(with_history(settings, remove))
     print(f"deleted session {info.id}")
     return EXIT_OK
 
@@ -245,7 +240,7 @@ def delete(session_id: str, *, yes: bool, storage: str | None) -> int:
 def export(session_ids: list[str] | None, *, output: str | None, storage: str | None) -> int:
     from chat_shell import export_sessions
 
-    settings = load(storage=storage)
+    settings = load_settings(storage=storage)
 
     async def use(history: HistoryStorage) -> list[str]:
         ids = None
@@ -253,7 +248,7 @@ def export(session_ids: list[str] | None, *, output: str | None, storage: str | 
             ids = [(await find_session(history, sid)).id for sid in session_ids]
         return [line async for line in export_sessions(history, ids)]
 
-    lines = run(with_history(settings, use, reading=True))
+    lines = asyncio.run(with_history(settings, use, reading=True))
     if output is None:
         sys.stdout.writelines(lines)
         return EXIT_OK
@@ -268,7 +263,7 @@ def export(session_ids: list[str] | None, *, output: str | None, storage: str | 
 def import_(path: str, *, storage: str | None) -> int:
     from chat_shell import import_sessions
 
-    settings = load(storage=storage)
+    settings = load_settings(storage=storage)
     if path == "-":
         text = sys.stdin.read()
     else:
@@ -283,7 +278,7 @@ def import_(path: str, *, storage: str | None) -> int:
     async def use(history: HistoryStorage) -> Any:
         return await import_sessions(history, text)
 
-    report = run(with_history(settings, use))
+    report = asyncio.run(with_history(settings, use))
     imported = plural(len(report.imported), "session")
     print(f"imported {imported} ({plural(report.messages, 'message')})")
     for session_id, reason in report.skipped.items():

@@ -6,15 +6,16 @@ import json
 import os
 from typing import Any
 
+from chat_shell import load_settings
+
 from ._exit import EXIT_OK
-from ._runtime import load
 
 
 def models(*, json_output: bool) -> int:
     from chat_shell import ChatShellError, ModelRouter
     from chat_shell._models.router import PROVIDER_KEY_VARIABLES
 
-    settings = load()
+    settings = load_settings()
     router = ModelRouter(settings)
     sources = settings.sources
 

@@ -7,17 +7,11 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
+from chat_shell import load_settings
+
 from ._agent_setup import make_interface, outcome, select_tools
 from ._exit import CLIError
-from ._runtime import (
-    CtrlC,
-    choose_session,
-    load,
-    run,
-    stdin_is_terminal,
-    stdout_is_terminal,
-    title_of,
-)
+from ._runtime import CtrlC, choose_session, stdin_is_terminal, stdout_is_terminal, title_of
 
 if TYPE_CHECKING:
     from chat_shell import ChatEvent, Settings
@@ -55,8 +49,8 @@ def query(
     if json_output and events:
         raise CLIError("choose one of --json and --events")
     text = read_input(message)
-    settings = load(model=model, storage=storage)
-    return run(
+    settings = load_settings(model=model, storage=storage)
+    return asyncio.run(
         _query(
             settings,
             text,

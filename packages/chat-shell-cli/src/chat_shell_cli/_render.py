@@ -112,7 +112,6 @@ class PlainRenderer(_Renderer):
         self.show_thinking = show_thinking
         self._open_line = False  # the answer's last line has no newline yet
         self._thinking = False
-        self.written = ""
 
     def content(self, delta: str) -> None:
         if self._thinking:
@@ -122,7 +121,6 @@ class PlainRenderer(_Renderer):
         self.out.flush()
         if delta:
             self._open_line = not delta.endswith("\n")
-            self.written = delta
 
     def thinking(self, delta: str) -> None:
         if self.show_thinking:

@@ -10,9 +10,8 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 from ._exit import CLIError
 
@@ -20,21 +19,6 @@ if TYPE_CHECKING:
     from chat_shell import AgentRun, HistoryStorage, SessionInfo, Settings, StorageProvider
 
 T = TypeVar("T")
-
-STORAGE_CHOICES = ("sqlite", "json", "memory", "remote")
-
-
-def home() -> Path:
-    from chat_shell import default_home
-
-    return default_home()
-
-
-def load(**overrides: Any) -> Settings:
-    """The effective settings: flags (``overrides``) > CHAT_SHELL_* > config.toml > defaults."""
-    from chat_shell import load_settings
-
-    return load_settings(**overrides)
 
 
 def make_storage(settings: Settings, *, reading: bool = False) -> StorageProvider:
@@ -48,11 +32,6 @@ def make_storage(settings: Settings, *, reading: bool = False) -> StorageProvide
     if reading and settings.storage == "sqlite":
         return create_storage("sqlite", path=settings.storage_path, read_only="auto")
     return storage_from_settings(settings)
-
-
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine."""
-    return asyncio.run(main)
 
 
 async def with_history(

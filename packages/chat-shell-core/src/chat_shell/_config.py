@@ -33,6 +33,7 @@ __all__ = [
     "load_settings",
     "make_private_folder",
     "mask_secret",
+    "with_overrides",
 ]
 
 CONFIG_FILE = "config.toml"
@@ -386,3 +387,18 @@ def load_settings(
         raise _explain(exc, origin) from exc
     settings._sources = sources
     return settings
+
+
+def with_overrides(settings: Settings, **overrides: Any) -> Settings:
+    """``settings`` with ``overrides`` put over them as explicit arguments (``None``: not given,
+    the settings' value stays): a copy, the given settings are left as they are. Raises
+    ``UserError`` for a value of the wrong type."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if not given:
+        return settings
+    try:
+        updated = type(settings).model_validate({**settings.model_dump(), **given})
+    except ValidationError as exc:
+        raise _explain(exc, "argument") from exc
+    updated._sources = {**settings._sources, **dict.fromkeys(given, "argument")}
+    return updated

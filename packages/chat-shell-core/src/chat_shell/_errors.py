@@ -1,19 +1,27 @@
 """The one error tree of chat-shell.
 
-    ChatShellError                 base of everything chat-shell raises on purpose
-    ├── UserError                  misuse or bad configuration; the message says how to fix it
-    ├── SessionBusyError           the session has a run in progress (``run_id`` names it)
-    ├── ModelError                 the provider failed; ``code`` says how (``MODEL_ERROR_CODES``),
-    │                              ``retryable`` whether a second try may help
-    ├── ToolError                  a tool failed or was called wrongly
-    └── StorageError               history could not be read or written
-        └── NotFoundError          the session (or run) does not exist
+    class                          code              what it means
+    ChatShellError                 internal_error    base of everything chat-shell raises on purpose
+    ├── UserError                  user_error        misuse or bad configuration; says how to fix it
+    ├── SessionBusyError           session_busy      the session has a run in progress (``run_id``)
+    ├── ModelError                 model_error       the provider failed; an error's ``code`` says
+    │                                                how (``MODEL_ERROR_CODES``), ``retryable``
+    │                                                whether a second try may help
+    ├── ToolError                  tool_error        a tool failed or was called wrongly
+    └── StorageError               storage_error     history could not be read or written
+        └── NotFoundError          not_found         the session (or run) does not exist
 
-The CLI maps these to exit codes and the HTTP server to status codes, each in one place.
-Messages never contain API keys.
+Each class has one ``code``: the ``code`` of a run's ``error`` event, of the server's error
+bodies and of the CLI's closing line all come from it, and ``ChatShellError.for_code`` finds the
+class again from a code. A new kind of error is a subclass with its own ``code`` (and
+``retryable`` if it differs from its parent's); the edges treat it as its parent until they are
+told otherwise. The CLI maps classes to exit codes and the HTTP server to status codes, each in
+one place. Messages never contain API keys.
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 __all__ = [
     "MODEL_ERROR_CODES",
@@ -27,14 +35,48 @@ __all__ = [
 ]
 
 
-class ChatShellError(Exception):
-    """Base class of every error chat-shell raises on purpose."""
+# Every class of the tree by its own code (filled as the classes are defined).
+_CLASSES: dict[str, type[ChatShellError]] = {}
 
-    code: str = "error"
+
+class ChatShellError(Exception):
+    """Base class of every error chat-shell raises on purpose.
+
+    ``code`` names the class on the wire (events, HTTP bodies, the CLI); ``retryable`` says
+    whether the same request may succeed later.
+    """
+
+    code: ClassVar[str] = "internal_error"
+    retryable: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("code")
+        code = own if isinstance(own, str) else getattr(own, "class_code", None)
+        if code is None:
+            return  # no code of its own: it is its parent on the wire
+        taken = _CLASSES.get(code)
+        if taken is not None:
+            raise TypeError(f"error code {code!r} is already {taken.__qualname__}'s")
+        _CLASSES[code] = cls
+
+    @staticmethod
+    def for_code(code: str) -> type[ChatShellError] | None:
+        """The class a ``code`` of an error event or body stands for (a model failure's class,
+        ``rate_limited`` …, is ``ModelError``); ``None`` for a code that names no class
+        (``run_timeout``, or an error from a newer chat-shell)."""
+        if code in _CLASSES:
+            return _CLASSES[code]
+        if code in MODEL_ERROR_CODES:
+            return ModelError
+        return None
+
+
+_CLASSES[ChatShellError.code] = ChatShellError
 
 
 class UserError(ChatShellError):
@@ -50,6 +92,7 @@ class SessionBusyError(ChatShellError):
     """
 
     code = "session_busy"
+    retryable = True  # once the run ends
 
     def __init__(self, session_id: str, run_id: str, message: str | None = None) -> None:
         super().__init__(
@@ -111,6 +154,23 @@ def _code_for(status: int | None, retryable: bool, message: str, cause: object) 
     return "unavailable" if retryable else "model_error"
 
 
+class _ModelErrorCode:
+    """``ModelError.code``: ``model_error`` on the class; on an error, the class of failure,
+    given or judged when it is first read (``raise … from cause`` sets the cause late)."""
+
+    class_code = "model_error"
+
+    def __get__(self, error: ModelError | None, owner: type | None = None) -> str:
+        if error is None:
+            return self.class_code
+        if error._code is None:
+            return _code_for(error.status_code, error.retryable, error.message, error.__cause__)
+        return error._code
+
+    def __set__(self, error: ModelError, value: str) -> None:
+        error._code = value
+
+
 class ModelError(ChatShellError):
     """The model provider failed.
 
@@ -138,15 +198,7 @@ class ModelError(ChatShellError):
         self.retry_after = retry_after
         self._code = code
 
-    @property
-    def code(self) -> str:
-        if self._code is None:
-            return _code_for(self.status_code, self.retryable, self.message, self.__cause__)
-        return self._code
-
-    @code.setter
-    def code(self, value: str) -> None:
-        self._code = value
+    code = _ModelErrorCode()
 
 
 class ToolError(ChatShellError):
@@ -159,9 +211,11 @@ class StorageError(ChatShellError):
     """History could not be read or written."""
 
     code = "storage_error"
+    retryable = True
 
 
 class NotFoundError(StorageError):
     """The session or run does not exist (or belongs to someone else)."""
 
     code = "not_found"
+    retryable = False

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ._agent.loop import ChatAgent, ModelChoice, RunPlan
-from ._config import Settings, load_settings
+from ._config import Settings, load_settings, with_overrides
 from ._errors import UserError
 from ._events import ChatEvent, EventType, Usage
 from ._messages import Message, SessionInfo, validate_session_id
@@ -195,9 +195,15 @@ class StreamingChatOutput:
 
 @dataclass
 class InterfaceConfig:
-    """Choices for a ``DirectChatInterface``. ``None`` means: take it from the settings
-    (``CHAT_SHELL_*`` environment, then ``config.toml``, then defaults) unless
-    ``use_config_file``/``use_environment`` turn those off."""
+    """Choices for a ``DirectChatInterface``; what is given here wins over the settings.
+
+    ``None`` means: take it from the settings — those passed as ``settings=``, or else those
+    loaded from the ``CHAT_SHELL_*`` environment, then ``config.toml`` in ``home``, then the
+    defaults (``use_config_file``/``use_environment`` turn those sources off). ``api_base`` and
+    ``api_key`` are for ``model`` and win over its ``[models."…"]`` table. ``token_budget``,
+    ``tools``, ``approve`` and ``storage`` are the interface's own: no setting stands for them
+    (history is in memory unless ``storage`` says otherwise, whatever ``settings.storage`` is).
+    """
 
     model: str | ModelBackend | None = None
     fallback_models: list[str] | None = None
@@ -219,6 +225,20 @@ class InterfaceConfig:
     home: str | None = None
     use_config_file: bool = True
     use_environment: bool = True
+
+
+# The fields of ``InterfaceConfig`` that are settings of the same name (``model`` too, when
+# it is a name); the others are the interface's own.
+_SETTINGS_FIELDS = (
+    "fallback_models",
+    "system_prompt",
+    "temperature",
+    "max_tokens",
+    "max_iterations",
+    "tool_timeout",
+    "run_timeout",
+    "retries",
+)
 
 
 class ChatInterface(ABC):
@@ -256,21 +276,20 @@ class DirectChatInterface(ChatInterface):
 
     def __init__(self, config: InterfaceConfig | None = None, *, settings: Settings | None = None):
         self.config = config or InterfaceConfig()
+        # The config's explicit values win over the settings, given or loaded.
+        explicit = {
+            "model": self.config.model if isinstance(self.config.model, str) else None,
+            **{name: getattr(self.config, name) for name in _SETTINGS_FIELDS},
+        }
         if settings is None:
             settings = load_settings(
                 self.config.home,
                 environ=None if self.config.use_environment else {},
                 read_file=self.config.use_config_file,
-                fallback_models=self.config.fallback_models,
-                system_prompt=self.config.system_prompt,
-                temperature=self.config.temperature,
-                max_tokens=self.config.max_tokens,
-                max_iterations=self.config.max_iterations,
-                tool_timeout=self.config.tool_timeout,
-                run_timeout=self.config.run_timeout,
-                retries=self.config.retries,
-                model=self.config.model if isinstance(self.config.model, str) else None,
+                **explicit,
             )
+        else:
+            settings = with_overrides(settings, **explicit)
         self.settings = settings
         self.router = ModelRouter(settings, None if self.config.use_environment else {})
         self.tools: dict[str, Tool] = {}

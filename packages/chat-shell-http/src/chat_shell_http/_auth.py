@@ -78,10 +78,6 @@ class Authenticator:
     def __init__(self, key_hashes: list[str]) -> None:
         self._digests = [bytes.fromhex(item.removeprefix("sha256:")) for item in key_hashes]
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._digests)
-
     def authenticate(self, authorization: str | None) -> Principal | None:
         """The principal for this header, or ``None`` if it names no accepted key."""
         if not self._digests:

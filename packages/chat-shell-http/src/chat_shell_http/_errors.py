@@ -17,6 +17,7 @@ from chat_shell import (
     ChatShellError,
     ModelError,
     NotFoundError,
+    SessionBusyError,
     StorageError,
     ToolError,
     UserError,
@@ -38,6 +39,7 @@ __all__ = [
     "install_error_handlers",
     "public_error",
     "send_error",
+    "status_for",
 ]
 
 logger = logging.getLogger("chat_shell_http")
@@ -125,20 +127,25 @@ def error_response(
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
-# The one mapping from the core error tree to HTTP (most specific class first).
-_STATUS: list[tuple[type[ChatShellError], int, str, bool]] = [
-    (NotFoundError, 404, "not_found", False),
-    (StorageError, 503, "storage_unavailable", True),
-    (UserError, 400, "bad_request", False),
-    (ModelError, 502, "model_error", True),
-    (ToolError, 500, "tool_error", False),
-    (ChatShellError, 500, "internal_error", False),
-]
-
-_PUBLIC_MESSAGES = {
-    "storage_error": "the history storage failed",
-    "storage_unavailable": "the history storage is unavailable",
+# The one mapping from the core error tree to HTTP status codes. The code of a body is the
+# class's own (``ChatShellError.code``); a class not listed has its nearest parent's status.
+_STATUS: dict[type[ChatShellError], int] = {
+    SessionBusyError: 409,
+    NotFoundError: 404,
+    StorageError: 503,
+    UserError: 400,
+    ModelError: 502,
+    ToolError: 500,
+    ChatShellError: 500,
 }
+
+# What a client is told of a storage failure (the backend's own text goes to the log).
+_STORAGE_MESSAGE = "the history storage is unavailable"
+
+
+def status_for(error_class: type[ChatShellError]) -> int:
+    """The HTTP status of an error of ``error_class``."""
+    return next(_STATUS[cls] for cls in error_class.__mro__ if cls in _STATUS)
 
 
 def model_error_message(error: dict[str, Any]) -> str:
@@ -158,38 +165,42 @@ def model_error_message(error: dict[str, Any]) -> str:
     return message
 
 
+def _is_storage_failure(error_class: type[ChatShellError] | None) -> bool:
+    return (
+        error_class is not None
+        and issubclass(error_class, StorageError)
+        and (not issubclass(error_class, NotFoundError))
+    )
+
+
 def public_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
     """A run's error as clients may see it: a provider's or storage's own text is replaced
     (a model failure keeps its code, ``retryable`` and the fields chat-shell set)."""
     if not error:
         return error
-    code = str(error.get("code", "error"))
+    code = str(error.get("code", ChatShellError.code))
     if code in MODEL_ERROR_CODES:
         return {**error, "message": model_error_message(error)}
-    if code in _PUBLIC_MESSAGES:
-        message = _PUBLIC_MESSAGES[code]
-        if error.get("retryable"):
-            message += " (retryable)"
-        return {**error, "message": message}
+    if _is_storage_failure(ChatShellError.for_code(code)):
+        return {**error, "message": _STORAGE_MESSAGE}
     return error
 
 
 def _from_chat_shell(exc: ChatShellError) -> JSONResponse:
-    status, code, retryable = next((s, c, r) for cls, s, c, r in _STATUS if isinstance(exc, cls))
+    status = status_for(type(exc))
     if isinstance(exc, ModelError):
         logger.warning("model failed: %s (%s): %s", exc.model, exc.code, exc.message)
         error = {"code": exc.code, "retryable": exc.retryable, "model": exc.model}
         error.update(provider_status=exc.status_code, retry_after=exc.retry_after)
         return error_response(status, exc.code, model_error_message(error), retryable=exc.retryable)
-    if status >= 500 and not isinstance(exc, (StorageError, ModelError)):
-        logger.error("request failed: %s: %s", type(exc).__name__, exc.message)
-    message = exc.message if status < 500 else _PUBLIC_MESSAGES.get(code, "internal error")
-    if isinstance(exc, NotFoundError):
-        message = exc.message
-    elif isinstance(exc, StorageError):
+    message = exc.message
+    if _is_storage_failure(type(exc)):
         logger.warning("storage failed: %s", exc.message)
-        message = _PUBLIC_MESSAGES["storage_unavailable"]
-    return error_response(status, code, message, retryable=retryable)
+        message = _STORAGE_MESSAGE
+    elif status >= 500:
+        logger.error("request failed: %s: %s", type(exc).__name__, exc.message)
+        message = "internal error"
+    return error_response(status, exc.code, message, retryable=exc.retryable)
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -13,9 +13,10 @@ import json
 import math
 from typing import Any
 
+from chat_shell import ChatShellError, ModelError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._errors import ApiError, public_error
+from ._errors import ApiError, public_error, status_for
 
 __all__ = ["OPENAI_PATHS", "OpenAIErrorShape", "openai_error", "run_failure"]
 
@@ -27,19 +28,29 @@ _TYPES = {
     429: "rate_limit_error",
 }
 
-# How a failed run answers, by its error code: what a client should make of it. Other codes
-# (a model error chat-shell does not name here) answer 503 if retrying may help, else 502.
-_RUN_STATUS = {
+# How a run that failed with a model error answers, by the class of failure: what a client
+# should make of it. Another model failure answers 503 if retrying may help, else 502; a failure
+# of another class answers its class's status (``status_for``), and a code that names no class
+# (a run's own time limit aside) is taken for a model failure.
+_MODEL_STATUS = {
     "rate_limited": 429,
     "bad_request": 400,
     "context_length_exceeded": 400,
-    "user_error": 400,
     "timeout": 504,
-    "run_timeout": 504,
     "unavailable": 503,
-    "storage_error": 503,
-    "internal_error": 500,
 }
+_RUN_TIMEOUT = "run_timeout"
+
+
+def _run_status(code: str, retryable: bool) -> int:
+    if code in _MODEL_STATUS:
+        return _MODEL_STATUS[code]
+    if code == _RUN_TIMEOUT:
+        return 504
+    error_class = ChatShellError.for_code(code)
+    if error_class is None or issubclass(error_class, ModelError):
+        return 503 if retryable else 502
+    return status_for(error_class)
 
 
 def openai_error(
@@ -62,7 +73,7 @@ def run_failure(error: dict[str, Any], headers: dict[str, str] | None = None) ->
     shown = public_error(error) or error
     code = str(shown.get("code") or "error")
     retryable = bool(shown.get("retryable"))
-    status = _RUN_STATUS.get(code, 503 if retryable else 502)
+    status = _run_status(code, retryable)
     retry_after = shown.get("retry_after")
     headers = dict(headers or {})
     if isinstance(retry_after, int | float) and retry_after >= 0:

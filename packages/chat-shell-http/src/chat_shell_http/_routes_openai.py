@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncIterator, Coroutine
 from typing import Annotated, Any
 
-from chat_shell import AgentRun, ChatInput, EventType
+from chat_shell import AgentRun, ChatInput, EventType, UserError
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.background import BackgroundTask
@@ -125,10 +125,8 @@ async def chat_completions(
 
 def _session_id(header: str | None, in_metadata: str | None) -> str | None:
     if header is not None and in_metadata is not None and header != in_metadata:
-        raise ApiError(
-            400,
-            "bad_request",
-            "X-Session-Id and metadata.session_id name different sessions: send one of them",
+        raise UserError(
+            "X-Session-Id and metadata.session_id name different sessions: send one of them"
         )
     return header if header is not None else in_metadata
 

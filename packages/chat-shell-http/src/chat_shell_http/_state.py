@@ -193,7 +193,7 @@ class ServerState:
         """Validate a chat request and start its run (nothing is stored if it is refused)."""
         *earlier, last = request.messages
         if last.role != "user":
-            raise ApiError(400, "bad_request", "the last message must come from the user")
+            raise UserError("the last message must come from the user")
         turn = ChatInput(
             message=last.content,
             session_id=request.session_id,

@@ -272,7 +272,7 @@ class ChatAgent:
             self._complete(run, "failed")
         except ChatShellError as exc:
             await self._store_partial(plan, user_stored, step, pending_tools, results, "incomplete")
-            self._error(run, exc.code, exc.message, False)
+            self._error(run, exc.code, exc.message, exc.retryable)
             self._complete(run, "failed")
         except Exception as exc:
             logger.exception("run %s failed", run.id)

@@ -104,6 +104,12 @@ class ModelBackend(ABC):
     @abstractmethod
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelPart]: ...
 
+    def check_model(self, model: str) -> None:
+        """Raise ``UserError`` if this backend cannot call ``model`` here (a dependency that
+        is not installed, say), before a run starts: a fallback model that cannot work is
+        then left out with a warning. The default can call every model."""
+        return
+
     async def aclose(self) -> None:
         """Release connections; the default has none."""
         return

@@ -153,6 +153,9 @@ def _provider_reported_usage(response: Any) -> bool:
 class LiteLLMBackend(ModelBackend):
     """Streams through ``litellm.acompletion``; retries are ours, so litellm's are off."""
 
+    def check_model(self, model: str) -> None:
+        require_litellm(model)
+
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelPart]:
         litellm = import_litellm(request.model)
         kwargs: dict[str, Any] = {

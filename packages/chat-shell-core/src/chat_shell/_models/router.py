@@ -1,19 +1,30 @@
-"""From a model name to a backend and the endpoint, key and options it is called with."""
+"""From a model name to a backend and the endpoint, key and options it is called with.
+
+Backends are plugins: a factory (usually the class) under the ``chat_shell.models`` entry-point
+group, named after the provider prefix it serves (``openai`` for ``openai/…``). The one named
+``litellm`` serves every provider litellm knows that has no backend of its own. Core registers
+its two backends the same way, and a backend's module is imported only when one of its models
+is first called (so litellm is never imported for ``openai/…``).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
 
 from .._config import ModelConfig, Settings
 from .._errors import UserError
 from .backend import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, READ_TIMEOUT, ModelBackend
-from .litellm_backend import LiteLLMBackend, require_litellm
-from .openai_backend import DEFAULT_OPENAI_BASE, OpenAIBackend
+from .openai_backend import DEFAULT_OPENAI_BASE
 from .providers import LITELLM_PROVIDERS, bare_model_provider
 
 __all__ = ["PROVIDER_KEY_VARIABLES", "ModelRouter", "ModelSpec"]
+
+MODELS_GROUP = "chat_shell.models"
+# The entry point of the backend for the providers litellm knows that have none of their own.
+_LITELLM = "litellm"
 
 # Where each provider's key is usually found; used to say clearly what is missing (and by the
 # CLI to say which providers have credentials). Keys themselves are never shown.
@@ -35,10 +46,11 @@ PROVIDER_KEY_VARIABLES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _split_name(name: str) -> tuple[str, str, str]:
+def _split_name(name: str, plugins: Mapping[str, EntryPoint]) -> tuple[str, str, str]:
     """``(full name, provider, model)`` of ``provider/model`` or of a well-known bare name
     (``gpt-4o`` → ``openai/gpt-4o``, resolved as litellm resolves it); ``UserError`` says what
-    to write instead of a name that is neither. Nothing is looked up or imported."""
+    to write instead of a name that is neither. ``plugins``: the model backends by the provider
+    they serve; nothing is imported."""
     name = name.strip()
     if not name:
         raise UserError("no model given: pass a model like 'openai/gpt-4o-mini'")
@@ -53,10 +65,12 @@ def _split_name(name: str) -> tuple[str, str, str]:
         return f"{bare}/{name}", bare, name
     if not provider or not model:
         raise UserError(f"model {name!r} is not provider/model, e.g. 'openai/gpt-4o-mini'")
-    if provider not in LITELLM_PROVIDERS:
+    own = sorted(set(plugins) - {_LITELLM})  # providers with a backend of their own
+    if provider not in LITELLM_PROVIDERS and provider not in own:
         raise UserError(
             f"unknown model provider {provider!r} in {name!r}: use a litellm provider prefix "
             "such as openai, anthropic, gemini, ollama, mistral, groq or openrouter"
+            + (f" (or a plugin's: {', '.join(own)})" if set(own) - {"openai"} else "")
         )
     return name, provider, model
 
@@ -85,17 +99,34 @@ class ModelRouter:
     def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self._environ = environ
-        self._openai: OpenAIBackend | None = None
-        self._litellm: LiteLLMBackend | None = None
+        self._plugins: dict[str, EntryPoint] | None = None
+        self._backends: dict[str, ModelBackend] = {}
 
     @property
     def environ(self) -> Mapping[str, str]:
         return os.environ if self._environ is None else self._environ
 
+    @property
+    def plugins(self) -> Mapping[str, EntryPoint]:
+        """The installed model backends by the provider prefix they serve (looked up once;
+        nothing is imported)."""
+        if self._plugins is None:
+            found: dict[str, EntryPoint] = {}
+            for entry_point in entry_points(group=MODELS_GROUP):
+                found.setdefault(entry_point.name, entry_point)
+            self._plugins = found
+        return self._plugins
+
+    def _backend_name(self, provider: str) -> str:
+        """The entry point whose backend serves ``provider``."""
+        if provider in self.plugins and provider != _LITELLM:
+            return provider
+        return _LITELLM
+
     def full_name(self, name: str) -> str:
         """``provider/model`` for a name, an alias or a well-known bare name, without looking
         at credentials; ``UserError`` for a name that cannot be resolved."""
-        return _split_name(self.settings.aliases.get(name, name))[0]
+        return _split_name(self.settings.aliases.get(name, name), self.plugins)[0]
 
     def resolve(
         self,
@@ -106,9 +137,11 @@ class ModelRouter:
     ) -> ModelSpec:
         """Resolve ``name`` (or an alias) to a spec; ``UserError`` says what is wrong or missing."""
         given = self.settings.aliases.get(name, name).strip() if name else ""
-        full, provider, provider_model = _split_name(given)
+        full, provider, provider_model = _split_name(given, self.plugins)
         config = self.settings.models.get(full) or self.settings.models.get(given) or ModelConfig()
         env = self.environ
+        # A backend of its own gets the name without the prefix and finds its own credentials.
+        litellm_served = self._backend_name(provider) == _LITELLM
         base = api_base or config.api_base
         key = api_key or config.api_key
         if provider == "openai":
@@ -120,14 +153,14 @@ class ModelRouter:
                     f"`chat-shell config set models.{full}.api_key KEY`, or point "
                     "OPENAI_BASE_URL at an OpenAI-compatible server"
                 )
-        elif not key and provider in PROVIDER_KEY_VARIABLES:
+        elif not key and provider in PROVIDER_KEY_VARIABLES and litellm_served:
             variables = PROVIDER_KEY_VARIABLES[provider]
             if not any(env.get(variable) for variable in variables):
                 raise UserError(
                     f"no API key for {full}: set {variables[0]}, or "
                     f"`chat-shell config set models.{full}.api_key KEY`"
                 )
-        if provider == "openai":
+        if not litellm_served:
             sent = provider_model
         elif provider == "ollama":
             # litellm's ollama/ provider asks /api/generate for JSON whenever tools are offered;
@@ -151,17 +184,29 @@ class ModelRouter:
         )
 
     def backend(self, spec: ModelSpec) -> ModelBackend:
-        if spec.provider == "openai":
-            if self._openai is None:
-                self._openai = OpenAIBackend()
-            return self._openai
-        if self._litellm is None:
-            require_litellm(spec.name)
-            self._litellm = LiteLLMBackend()
-        return self._litellm
+        """The backend that calls ``spec`` (made on first use, then shared); ``UserError`` if
+        it cannot be loaded or cannot call this model here (a missing optional dependency)."""
+        name = self._backend_name(spec.provider)
+        backend = self._backends.get(name)
+        if backend is None:
+            entry_point = self.plugins.get(name)
+            if entry_point is None:
+                raise UserError(f"no model backend for {spec.name}: none is registered as {name!r}")
+            try:
+                factory = entry_point.load()
+            except Exception as exc:
+                raise UserError(
+                    f"the model backend {name!r} ({entry_point.value}) failed to load: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            made = factory()
+            if not isinstance(made, ModelBackend):
+                raise UserError(f"model plugin {name!r} did not return a ModelBackend")
+            backend = self._backends[name] = made
+        backend.check_model(spec.name)
+        return backend
 
     async def aclose(self) -> None:
-        for backend in (self._openai, self._litellm):
-            if backend is not None:
-                await backend.aclose()
-        self._openai = self._litellm = None
+        backends, self._backends = list(self._backends.values()), {}
+        for backend in backends:
+            await backend.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,16 @@ def create_storage(name: str, **options: Any) -> StorageProvider:
     """Make the storage backend registered as ``name`` with its options (``path``, ``url`` …)."""
     for entry_point in entry_points(group=STORAGE_GROUP, name=name):
         factory = entry_point.load()
-        provider = factory(**{k: v for k, v in options.items() if v is not None})
+        given = {k: v for k, v in options.items() if v is not None}
+        try:
+            inspect.signature(factory).bind(**given)
+        except TypeError as exc:
+            raise UserError(
+                f"storage backend {name!r} does not take these options: {exc}"
+            ) from None
+        except ValueError:  # no signature to read (a builtin): let the call say
+            pass
+        provider = factory(**given)
         if not isinstance(provider, StorageProvider):
             raise UserError(f"storage plugin {name!r} did not return a StorageProvider")
         return provider

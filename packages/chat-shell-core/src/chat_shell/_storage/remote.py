@@ -160,7 +160,6 @@ class RemoteStorage(StorageProvider):
         connect_timeout: float = 5.0,
         retries: int = 3,
         backoff: float = 0.2,
-        path: str | None = None,  # accepted and ignored: callers pass every backend's options
     ) -> None:
         if not url:
             raise UserError(
