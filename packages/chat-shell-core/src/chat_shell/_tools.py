@@ -458,7 +458,7 @@ class Toolset:
 
     ``open()`` makes the tools available (starting what they need), ``tools()`` gives the
     current ones (a toolset may refresh them while open), ``aclose()`` stops whatever ``open()``
-    started. ``warnings`` says what could not be offered and why. Installed toolsets come from
+    started. ``allow`` (tool names or ``fnmatch`` patterns; ``None``: all) narrows ``tools()``. ``warnings`` says what could not be offered and why. Installed toolsets come from
     the entry-point group ``chat_shell.toolsets``: each loads a ``factory(settings)`` that
     returns a ``Toolset``, or ``None`` when the settings configure nothing for it.
     """
@@ -467,6 +467,7 @@ class Toolset:
 
     def __init__(self) -> None:
         self.warnings: list[str] = []
+        self.allow: list[str] | None = None
 
     async def open(self) -> None:
         """Make the tools available; raises ``UserError`` only for bad configuration."""

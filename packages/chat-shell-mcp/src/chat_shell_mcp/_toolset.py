@@ -54,7 +54,8 @@ class McpToolset(Toolset):
     ) -> None:
         super().__init__()
         self.servers = servers
-        self.allow = list(allow) if allow is not None else None
+        if allow is not None:
+            self.allow = list(allow)
         self._connections: dict[tuple[str, str | None], Connection] = {}
         self._tools: dict[str, list[McpTool]] = {}
         self._names: dict[str, dict[str, str]] = {}
@@ -88,7 +89,6 @@ class McpToolset(Toolset):
 
     async def aclose(self) -> None:
         connections = list(self._connections.values())
-        self._connections.clear()
         await asyncio.gather(*(c.stop() for c in connections), return_exceptions=True)
         self._opened = False
 
