@@ -386,9 +386,7 @@ class ChatSession:
         if not tools:
             self.reply("no tools (started with --no-tools, or none is available)", "dim")
             return
-        names = [
-            tool.name + (" (asks first)" if tool.requires_approval else "") for tool in tools
-        ]
+        names = [tool.name + (" (asks first)" if tool.requires_approval else "") for tool in tools]
         width = max(len(name) for name in names)
         for name, tool in zip(names, tools, strict=True):
             description = tool.description.strip().splitlines()[0] if tool.description else ""

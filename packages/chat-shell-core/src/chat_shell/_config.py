@@ -224,7 +224,7 @@ class Settings(BaseModel):
     )
     tools: list[str] | None = Field(default=None, description="tools enabled (None: all)")
     mcp_servers: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="MCP servers whose tools the agent may use (docs/tools.md)"
+        default_factory=dict, description="MCP servers whose tools the agent may use"
     )
     mcp_config: str | None = Field(
         default=None, description="an mcpServers JSON file of more MCP servers (docs/tools.md)"

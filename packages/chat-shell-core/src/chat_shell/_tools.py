@@ -458,7 +458,8 @@ class Toolset:
 
     ``open()`` makes the tools available (starting what they need), ``tools()`` gives the
     current ones (a toolset may refresh them while open), ``aclose()`` stops whatever ``open()``
-    started. ``allow`` (tool names or ``fnmatch`` patterns; ``None``: all) narrows ``tools()``. ``warnings`` says what could not be offered and why. Installed toolsets come from
+    started. ``allow`` (tool names or ``fnmatch`` patterns; ``None``: all) narrows ``tools()``.
+    ``warnings`` says what could not be offered and why. Installed toolsets come from
     the entry-point group ``chat_shell.toolsets``: each loads a ``factory(settings)`` that
     returns a ``Toolset``, or ``None`` when the settings configure nothing for it.
     """
@@ -489,7 +490,8 @@ class Toolset:
             try:
                 factory = entry_point.load()
             except Exception as exc:
-                raise UserError(f"toolset plugin {entry_point.name!r} failed to load: {exc}") from exc
+                name = entry_point.name
+                raise UserError(f"toolset plugin {name!r} failed to load: {exc}") from exc
             made = factory(settings)
             if made is not None:
                 found.append(made)

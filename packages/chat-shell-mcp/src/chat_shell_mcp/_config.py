@@ -1,4 +1,4 @@
-"""MCP servers as configured: ``[mcp_servers.NAME]`` in config.toml and an ``mcpServers`` JSON file."""
+"""MCP servers as configured: ``[mcp_servers.NAME]`` tables and ``mcpServers`` JSON files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""An MCP server's tool as a chat-shell ``Tool``: its JSON schema passed through, its result as text."""
+"""An MCP server's tool as a chat-shell ``Tool``: its own JSON schema, its result as text."""
 
 from __future__ import annotations
 

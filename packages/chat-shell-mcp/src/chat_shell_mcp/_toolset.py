@@ -1,4 +1,4 @@
-"""Every configured MCP server as one ``Toolset``: started on open, their tools as chat-shell tools."""
+"""The configured MCP servers as one ``Toolset``: started on open, their tools as ours."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chat_shell import Settings, Tool, Toolset, ToolError, current_owner
+from chat_shell import Settings, Tool, ToolError, Toolset, current_owner
 
 from ._config import McpServerConfig, load_servers
 from ._connection import Connection
@@ -72,7 +72,7 @@ class McpToolset(Toolset):
         results = await asyncio.gather(
             *(self._refresh(name, start=True) for name in enabled), return_exceptions=True
         )
-        for name, result in zip(enabled, results, strict=True):
+        for result in results:
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
                     raise result
@@ -123,7 +123,9 @@ class McpToolset(Toolset):
         config = self.servers[server]
         offered = [tool for tool in listed if config.offers(tool.name)]
         taken = {
-            made.name for other, made_list in self._tools.items() if other != server
+            made.name
+            for other, made_list in self._tools.items()
+            if other != server
             for made in made_list
         }
         names = tool_names(server, [tool.name for tool in offered], taken)
