@@ -105,7 +105,14 @@ class Connection:
                 self.state = "running"
                 if not ready.done():
                     ready.set_result(None)
-                await stop.wait()
+                watcher = self._watch_tools(client)
+                try:
+                    await stop.wait()
+                finally:
+                    if watcher is not None:
+                        watcher.cancel()
+                        with contextlib.suppress(BaseException):
+                            await watcher
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc)
@@ -117,6 +124,31 @@ class Connection:
             self._client = None
             if self.state == "running":
                 self.state = "stopped"
+
+    def _watch_tools(self, client: Client) -> asyncio.Task[None] | None:
+        """On a 2026-era connection changes come through a ``subscriptions/listen`` stream
+        (older servers send ``notifications/tools/list_changed``, seen by ``_message``)."""
+        from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+        capability = client.server_capabilities.tools
+        if (
+            self._on_tools_changed is None
+            or client.protocol_version not in MODERN_PROTOCOL_VERSIONS
+            or capability is None
+            or not capability.list_changed
+        ):
+            return None
+        on_change = self._on_tools_changed
+
+        async def watch() -> None:
+            try:
+                async with client.listen(tools_list_changed=True) as subscription:
+                    async for _event in subscription:
+                        await on_change()
+            except Exception as exc:
+                logger.debug("MCP server %s: no more tool-list changes: %s", self.name, exc)
+
+        return asyncio.ensure_future(watch())
 
     def _failed(self, why: str) -> None:
         self.state = "failed"
