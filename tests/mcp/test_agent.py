@@ -51,7 +51,8 @@ async def test_the_model_calls_an_approved_mcp_tool(server: ScriptedModelServer)
     assert {"time_get_current_time", "time_convert_time"} <= offered
     # the tool's result went back to the model
     sent = server.requests[1]["messages"][-1]
-    assert sent["role"] == "tool" and "Asia/Tokyo" in sent["content"]
+    assert sent["role"] == "tool"
+    assert "Asia/Tokyo" in sent["content"]
 
 
 async def test_without_approval_a_call_is_not_approved(server: ScriptedModelServer) -> None:

@@ -88,7 +88,7 @@ async def test_a_crashed_server_is_a_tool_error_then_starts_again() -> None:
         [server] = [child for child in children() if child.pid == first]
         server.kill()
         server.wait(10)
-        with pytest.raises(ToolError, match="stopped unexpectedly.*started again on the next"):
+        with pytest.raises(ToolError, match=r"stopped unexpectedly.*started again on the next"):
             await pid_tool.run({})
         assert tools.status()[0].state == "failed"
         second = int(await pid_tool.run({}))
@@ -134,9 +134,7 @@ async def test_a_server_that_does_not_answer_times_out_at_start_up() -> None:
     silent = {"command": "sleep", "args": ["600"], "startup_timeout": 1}
     tools = toolset(silent=silent)
     await tools.open()
-    assert tools.warnings == [
-        "MCP server silent did not start within 1 s; its tools are left out"
-    ]
+    assert tools.warnings == ["MCP server silent did not start within 1 s; its tools are left out"]
     await tools.aclose()
 
 
