@@ -34,6 +34,18 @@ def select_tools(
     registry = ToolRegistry.default(settings)
     allow = names or settings.tools
     toolsets = Toolset.installed(settings)
+    if (settings.mcp_servers or settings.mcp_config) and not any(
+        toolset.name == "mcp" for toolset in toolsets
+    ):
+        import importlib.util
+        import sys
+
+        if importlib.util.find_spec("chat_shell_mcp") is None:
+            print(
+                "chat-shell: warning: MCP servers are configured but chat-shell-mcp is not "
+                "installed (pip install chat-shell-mcp); their tools are left out",
+                file=sys.stderr,
+            )
     others = [name for name in dict.fromkeys(allow or ()) if name not in registry]
     if others and not toolsets:
         where = "" if names else " in the `tools` setting"

@@ -73,6 +73,11 @@ class ServerState:
         # MCP servers come only from the operator's configuration, never from a request. Names
         # the registry does not know are left to them (their tools' names, or patterns).
         toolsets = Toolset.installed(self.settings)
+        if (self.settings.mcp_servers or self.settings.mcp_config) and not toolsets:
+            logger.warning(
+                "MCP servers are configured but chat-shell-mcp is not installed "
+                "(pip install chat-shell-mcp); their tools are left out"
+            )
         if names is not None and toolsets:
             others = [name for name in names if name not in registry]
             for toolset in toolsets:

@@ -43,6 +43,28 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _is_transport_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection itself is gone (a closed pipe, a refused socket)."""
+    import anyio
+
+    kinds: tuple[type[BaseException], ...] = (
+        OSError,
+        EOFError,
+        anyio.ClosedResourceError,
+        anyio.BrokenResourceError,
+        anyio.EndOfStream,
+    )
+    try:
+        import httpx2
+
+        kinds = (*kinds, httpx2.TransportError)
+    except ImportError:  # pragma: no cover — the SDK's HTTP client
+        pass
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_is_transport_failure(inner) for inner in exc.exceptions)
+    return isinstance(exc, kinds)
+
+
 class Connection:
     """An MCP server as one of its users sees it: ``start``, ``list_tools``, ``call_tool``,
     ``stop``. ``state`` is ``stopped``, ``starting``, ``running`` or ``failed`` (``error``
@@ -249,8 +271,10 @@ class Connection:
         except (asyncio.CancelledError, ToolError):
             raise
         except Exception as exc:
-            await self._gone(_describe(exc))
-            raise AssertionError("unreachable") from None
+            if self._client is None or _is_transport_failure(exc):
+                await self._gone(_describe(exc))
+            # the server answered, but not as the protocol says: this call fails, it stays up
+            raise ToolError(f"MCP server {self.name}: {_describe(exc)}") from None
 
     @staticmethod
     def _broken(exc: Exception) -> bool:
