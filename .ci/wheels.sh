@@ -16,10 +16,16 @@ declare -A TESTS=(
     [chat-shell-sqlite]=tests/sqlite
     [chat-shell-cli]=tests/cli
     [chat-shell-http]=tests/http
+    [chat-shell-mcp]=tests/mcp
 )
 # pytest, its asyncio plugin, hypothesis (the SQLite property test) and the terminal emulator
 # the CLI tests use, as the lock file pins them
 TEST_TOOLS=(pytest==9.2.0 pytest-asyncio==1.5.0 hypothesis==6.170.17 pyte==0.8.2)
+# what a distribution's tests need beyond those (the MCP tests: a real MCP server from PyPI, and
+# psutil to count the processes left behind), as the lock file pins them
+declare -A EXTRA_TEST_TOOLS=(
+    [chat-shell-mcp]="mcp-server-time==2026.10.19 psutil==7.2.2"
+)
 
 all=()
 for dir in packages/*/; do all+=("$(basename "$dir")"); done
@@ -65,7 +71,9 @@ for install in "${installs[@]}"; do
         wheels+=(dist/"${name//-/_}"-*.whl)
     done
     "$UV" pip install --quiet --python "$venv/bin/python" --no-deps "${wheels[@]}"
-    "$UV" pip install --quiet --python "$venv/bin/python" "${TEST_TOOLS[@]}"
+    # shellcheck disable=SC2206  # the extra tools are a space-separated list
+    extra_tools=(${EXTRA_TEST_TOOLS[$dist]:-})
+    "$UV" pip install --quiet --python "$venv/bin/python" "${TEST_TOOLS[@]}" "${extra_tools[@]}"
     "$venv/bin/python" - "$dist" <<'PY'
 import importlib.metadata, sys
 dist = sys.argv[1]

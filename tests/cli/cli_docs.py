@@ -34,6 +34,7 @@ COMMANDS = [
     ["config", "init"],
     ["config", "path"],
     ["models"],
+    ["mcp"],
 ]
 
 

@@ -132,7 +132,7 @@ def test_typing_and_an_approval_question_during_an_answer(
     try:
         running.expect(r"❯")
         running.type("use the guarded tool\r")
-        running.expect(r'Allow 🔧 guarded\(word="hello"\)\? \[y/N\]')
+        running.expect(r'Allow 🔧 guarded\(word="hello"\)\? \[y\]es / \[N\]o / \[a\]lways')
         running.type("y\r")
         running.expect(r"✅ allowed hello")
         running.expect(r"result: allowed hello")

@@ -20,6 +20,7 @@ OPTIONAL = {
     "chat_shell_sqlite": "chat-shell-sqlite",
     "chat_shell_cli": "chat-shell-cli",
     "chat_shell_http": "chat-shell-http",
+    "chat_shell_mcp": "chat-shell-mcp",
 }
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
@@ -49,6 +50,8 @@ def test_example_runs(code: str, tmp_path: Path) -> None:
             "OPENAI_BASE_URL": server.url,
             "OPENAI_API_KEY": "sk-docs-example",
             "CHAT_SHELL_HOME": str(tmp_path / "home"),
+            # commands installed beside this Python (an MCP server from PyPI) are on the PATH
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
         }
         result = subprocess.run(
             [sys.executable, "-c", code],

@@ -16,23 +16,70 @@ if TYPE_CHECKING:
         StorageProvider,
         Tool,
         ToolRegistry,
+        Toolset,
     )
 
 
-def select_tools(settings: Settings, names: list[str] | None, no_tools: bool) -> list[Tool]:
+def select_tools(
+    settings: Settings, names: list[str] | None, no_tools: bool
+) -> tuple[list[Tool], list[Toolset]]:
     """``--tool`` names, else the configured ``tools``, else every tool usable with these
-    settings; none with ``--no-tools``."""
+    settings; none with ``--no-tools``. Also the toolsets (MCP servers) with something
+    configured: names the registry does not know are left to them (checked once they are open,
+    by ``check_requested``); a toolset none of the names is for is left out, unstarted."""
     if no_tools:
-        return []
-    from chat_shell import ToolRegistry
+        return [], []
+    from chat_shell import ToolRegistry, Toolset
 
     registry = ToolRegistry.default(settings)
     allow = names or settings.tools
-    unknown = [name for name in dict.fromkeys(allow or ()) if name not in registry]
-    if unknown:
+    toolsets = Toolset.installed(settings)
+    if (settings.mcp_servers or settings.mcp_config) and not any(
+        toolset.name == "mcp" for toolset in toolsets
+    ):
+        import importlib.util
+        import sys
+
+        if importlib.util.find_spec("chat_shell_mcp") is None:
+            print(
+                "chat-shell: warning: MCP servers are configured but chat-shell-mcp is not "
+                "installed (pip install chat-shell-mcp); their tools are left out",
+                file=sys.stderr,
+            )
+    others = [name for name in dict.fromkeys(allow or ()) if name not in registry]
+    if others and not toolsets:
         where = "" if names else " in the `tools` setting"
-        raise CLIError(f"{_unknown_tools(unknown)}{where}: {_tool_choices(registry)}")
-    return list(registry.select(allow).values())
+        raise CLIError(f"{_unknown_tools(others)}{where}: {_tool_choices(registry)}")
+    if allow is not None:
+        for toolset in toolsets:
+            toolset.allow = others
+        toolsets = [toolset for toolset in toolsets if others]
+        allow = [name for name in allow if name in registry]
+    return list(registry.select(allow).values()), toolsets
+
+
+def check_requested(
+    settings: Settings, names: list[str] | None, interface: DirectChatInterface
+) -> None:
+    """After the toolsets opened: every name asked for (not a pattern) is a tool now."""
+    allow = names or settings.tools
+    if allow is None:
+        return
+    available = interface.available_tools()
+    missing = [
+        name
+        for name in dict.fromkeys(allow)
+        if name not in available and not any(ch in name for ch in "*?[")
+    ]
+    if missing:
+        where = "" if names else " in the `tools` setting"
+        known = ", ".join(sorted(available)) or "none"
+        raise CLIError(f"{_unknown_tools(missing)}{where} (available: {known})")
+
+
+def toolset_warnings(interface: DirectChatInterface) -> list[str]:
+    """What the toolsets could not offer (a server that did not start), one line each."""
+    return [warning for toolset in interface.config.toolsets for warning in toolset.warnings]
 
 
 def _unknown_tools(names: list[str]) -> str:
@@ -52,7 +99,7 @@ def _tool_choices(registry: ToolRegistry) -> str:
 
 def make_interface(
     settings: Settings,
-    tools: list[Tool],
+    tools: tuple[list[Tool], list[Toolset]],
     *,
     approve: ApprovalCallback | None,
     storage: StorageProvider | None = None,
@@ -67,7 +114,10 @@ def make_interface(
     if not library.handlers:
         library.addHandler(logging.NullHandler())
     config = InterfaceConfig(
-        tools=tools, approve=approve, storage=storage or make_storage(settings)
+        tools=tools[0],
+        toolsets=tools[1],
+        approve=approve,
+        storage=storage or make_storage(settings),
     )
     return DirectChatInterface(config, settings=settings)
 

@@ -92,7 +92,7 @@ Configuration lives in $CHAT_SHELL_HOME (see `chat-shell config path`).
 """
 
 
-BUILTIN_COMMANDS = frozenset({"chat", "query", "history", "config", "models"})
+BUILTIN_COMMANDS = frozenset({"chat", "query", "history", "config", "models", "mcp"})
 
 
 def build_app(invoked: str | None = None) -> typer.Typer:
@@ -127,6 +127,7 @@ def build_app(invoked: str | None = None) -> typer.Typer:
     app.add_typer(_history_app(), name="history")
     app.add_typer(_config_app(), name="config")
     _add_models(app)
+    _add_mcp(app)
     register_plugins(app, invoked, BUILTIN_COMMANDS)
     return app
 
@@ -214,7 +215,12 @@ bad input; a tool error the model answered past is not a failure.""",
         storage: Storage = None,
         yes: Annotated[
             bool,
-            typer.Option("--yes", "-y", help="Allow tools that ask for approval without asking."),
+            typer.Option(
+                "--yes",
+                "-y",
+                "--approve-all",
+                help="Approve every tool call that needs approval (MCP tools, by default).",
+            ),
         ] = False,
     ) -> int:
         """Ask one question and print the answer as it streams."""
@@ -488,3 +494,23 @@ def _add_models(app: typer.Typer) -> None:
         from ._models import models as run
 
         return run(json_output=json_output)
+
+
+def _add_mcp(app: typer.Typer) -> None:
+    @app.command(
+        epilog="""\b
+Examples:
+  chat-shell mcp                 start each server, show its state and tools, stop it
+  chat-shell mcp --no-start      the configuration only
+  chat-shell mcp --json""",
+    )
+    def mcp(
+        json_output: Json = False,
+        no_start: Annotated[
+            bool, typer.Option("--no-start", help="Show the configuration; start no server.")
+        ] = False,
+    ) -> int:
+        """List the configured MCP servers, their state and their tools (needs chat-shell-mcp)."""
+        from ._mcp import mcp as run
+
+        return run(json_output=json_output, start=not no_start)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from chat_shell import default_home, load_settings
 
-from ._agent_setup import make_interface, select_tools
+from ._agent_setup import check_requested, make_interface, select_tools, toolset_warnings
 from ._exit import EXIT_OK
 from ._runtime import CtrlC, choose_session, plural, stdin_is_terminal, title_of
 from ._typeahead import TypeAhead
@@ -20,7 +20,7 @@ from ._typeahead import TypeAhead
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from chat_shell import DirectChatInterface, Settings, Tool
+    from chat_shell import DirectChatInterface, Settings, Tool, Toolset
     from prompt_toolkit.key_binding import KeyPress
     from rich.console import Console
 
@@ -40,6 +40,16 @@ SLASH_COMMANDS = {
 INPUT_HISTORY = "input_history"
 
 
+def answer_of(text: str) -> str:
+    """An approval answer: ``yes``, ``always`` or ``no`` (anything else, or nothing)."""
+    word = text.strip().lower()
+    if word in ("y", "yes"):
+        return "yes"
+    if word in ("a", "always"):
+        return "always"
+    return "no"
+
+
 def chat(
     *,
     model: str | None,
@@ -53,7 +63,9 @@ def chat(
 ) -> int:
     settings = load_settings(model=model, storage=storage)
     chosen = select_tools(settings, tools, no_tools)
-    return asyncio.run(ChatSession(settings, chosen, system, show_thinking).main(session, resume))
+    chat_session = ChatSession(settings, chosen, system, show_thinking)
+    chat_session.requested = tools
+    return asyncio.run(chat_session.main(session, resume))
 
 
 def _private_file(path: Path) -> Path:
@@ -107,15 +119,15 @@ class PromptReader:
         store_typeahead(self.session.input, list(typed))
         return str(await self.session.prompt_async("❯ "))
 
-    async def confirm(self, question: str) -> bool:
+    async def confirm(self, question: str) -> str:
         from prompt_toolkit import PromptSession
 
         try:
             session: Any = PromptSession()
             answer = await session.prompt_async(question)
         except (KeyboardInterrupt, EOFError):
-            return False
-        return str(answer).strip().lower() in ("y", "yes")
+            return "no"
+        return answer_of(str(answer))
 
 
 class LineReader:
@@ -127,20 +139,26 @@ class LineReader:
             raise EOFError
         return line.rstrip("\n")
 
-    async def confirm(self, question: str) -> bool:
+    async def confirm(self, question: str) -> str:
         print(question, flush=True)
         answer = await asyncio.to_thread(sys.stdin.readline)
-        return answer.strip().lower() in ("y", "yes")
+        return answer_of(answer)
 
 
 class ChatSession:
     def __init__(
-        self, settings: Settings, tools: list[Tool], system: str | None, show_thinking: bool
+        self,
+        settings: Settings,
+        tools: tuple[list[Tool], list[Toolset]],
+        system: str | None,
+        show_thinking: bool,
     ) -> None:
         from rich.console import Console
 
         self.settings = settings
-        self.tools = tools
+        self.chosen = tools
+        self.requested: list[str] | None = None  # the --tool names
+        self.always: set[str] = set()  # tools the user allowed for the rest of the session
         self.system = system
         self.show_thinking = show_thinking
         self.console: Console = Console(highlight=False)
@@ -182,22 +200,40 @@ class ChatSession:
             return RichRenderer(self.console, self.show_thinking)
         return PlainRenderer(out=sys.stdout, notes=sys.stderr, show_thinking=self.show_thinking)
 
+    @property
+    def tools(self) -> list[Tool]:
+        if self.interface is not None:
+            return list(self.interface.available_tools().values())
+        return list(self.chosen[0])
+
     async def approve(self, name: str, arguments: dict[str, Any]) -> bool:
+        """Ask before a call that needs approval: yes, no, or always (this tool, for the rest of
+        the session)."""
         from ._render import tool_call_line
 
+        if name in self.always:
+            return True
         if self.renderer is not None:
             self.renderer.pause()
         released = self.typeahead.released() if self.typeahead else contextlib.nullcontext()
         with released:
-            return await self.reader.confirm(f"Allow {tool_call_line(name, arguments)}? [y/N] ")
+            answer = await self.reader.confirm(
+                f"Allow {tool_call_line(name, arguments)}? [y]es / [N]o / [a]lways this session "
+            )
+        if answer == "always":
+            self.always.add(name)
+        return answer in ("yes", "always")
 
     # -- the session -------------------------------------------------------------------------------
 
     async def main(self, session: str | None, resume: bool) -> int:
-        interface = make_interface(self.settings, self.tools, approve=self.approve)
-        self.interface = interface
+        interface = make_interface(self.settings, self.chosen, approve=self.approve)
         await interface.initialize()
+        self.interface = interface
         try:
+            for warning in toolset_warnings(interface):
+                print(f"chat-shell: warning: {warning}", file=sys.stderr, flush=True)
+            check_requested(self.settings, self.requested, interface)
             # Missing credentials or a bad model name: say so before the first question (a
             # fallback that cannot be used is left out, with a warning).
             for warning in interface.resolve_models(self.model)[1]:
@@ -339,14 +375,13 @@ class ChatSession:
     async def _tools(self, argument: str) -> None:
         from rich.text import Text
 
-        if not self.tools:
+        tools = self.tools
+        if not tools:
             self.reply("no tools (started with --no-tools, or none is available)", "dim")
             return
-        names = [
-            tool.name + (" (asks first)" if tool.requires_approval else "") for tool in self.tools
-        ]
+        names = [tool.name + (" (asks first)" if tool.requires_approval else "") for tool in tools]
         width = max(len(name) for name in names)
-        for name, tool in zip(names, self.tools, strict=True):
+        for name, tool in zip(names, tools, strict=True):
             description = tool.description.strip().splitlines()[0] if tool.description else ""
             line = Text("  ")
             line.append(name.ljust(width), style="bold")

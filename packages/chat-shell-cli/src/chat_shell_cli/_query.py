@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from chat_shell import load_settings
 
-from ._agent_setup import make_interface, outcome, select_tools
+from ._agent_setup import (
+    check_requested,
+    make_interface,
+    outcome,
+    select_tools,
+    toolset_warnings,
+)
 from ._exit import CLIError
 from ._runtime import CtrlC, choose_session, stdin_is_terminal, stdout_is_terminal, title_of
 
@@ -118,7 +124,11 @@ async def _query(
             renderer.pause()
         line = tool_call_line(name, arguments)
         if not sys.stderr.isatty():
-            print(f"chat-shell: {line} needs approval: pass --yes to allow it", file=sys.stderr)
+            print(
+                f"chat-shell: {line} was not approved: it needs approval; "
+                "pass --yes to allow every call",
+                file=sys.stderr,
+            )
             return False
         return await _ask_terminal(f"Allow {line}? [y/N] ")
 
@@ -130,6 +140,9 @@ async def _query(
     await interface.initialize()
     ctrl_c = CtrlC()
     try:
+        for warning in toolset_warnings(interface):
+            print(f"chat-shell: warning: {warning}", file=sys.stderr, flush=True)
+        check_requested(settings, tool_names, interface)
         history = interface.storage.history
         session_id, existed = await choose_session(history, session, resume)
         turn = ChatInput(message=text, session_id=session_id, system_prompt=system, store=store)

@@ -122,6 +122,8 @@ if TYPE_CHECKING:
         Tool as Tool,
         ToolFactory as ToolFactory,
         ToolRegistry as ToolRegistry,
+        Toolset as Toolset,
+        current_owner as current_owner,
         tool as tool,
     )
 
@@ -183,7 +185,15 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_runs.memory": ("MemoryRunStore",),
     "_runs.plugins": ("available_run_stores", "create_run_store", "run_store_from_settings"),
     "_storage.contract": ("HistoryStorage", "StorageProvider"),
-    "_tools": ("ApprovalCallback", "Tool", "ToolFactory", "ToolRegistry", "tool"),
+    "_tools": (
+        "ApprovalCallback",
+        "Tool",
+        "ToolFactory",
+        "ToolRegistry",
+        "Toolset",
+        "current_owner",
+        "tool",
+    ),
     "_storage.transfer": ("ImportReport", "SessionImporter", "export_sessions", "import_sessions"),
 }
 _LOCATIONS = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -83,7 +83,7 @@ def mask_secret(value: str | None) -> str | None:
 # Not "tokens": here that word counts what a model reads and writes (max_tokens).
 _SECRET_WORDS = frozenset(
     {"key", "keys", "secret", "secrets", "token", "password", "passwords", "passwd"}
-    | {"passphrase", "credential", "credentials"}
+    | {"passphrase", "credential", "credentials", "authorization", "cookie"}
 )
 
 
@@ -235,6 +235,12 @@ class Settings(BaseModel):
         default_factory=dict, description="options of `chat-shell serve` (docs/http.md)"
     )
     tools: list[str] | None = Field(default=None, description="tools enabled (None: all)")
+    mcp_servers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="MCP servers whose tools the agent may use"
+    )
+    mcp_config: str | None = Field(
+        default=None, description="an mcpServers JSON file of more MCP servers (docs/tools.md)"
+    )
     # Built-in tools (docs/tools.md). Secrets carry json_schema_extra={"secret": True}.
     file_root: str | None = Field(
         default=None, description="folder read_file/list_files may read (None: file tools off)"
@@ -294,6 +300,7 @@ _ENV_KEYS = (
     "run_store",
     "run_lease_seconds",
     "tools",
+    "mcp_config",
     "file_root",
     "file_max_bytes",
     "search_backend",

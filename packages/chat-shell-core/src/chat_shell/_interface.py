@@ -22,7 +22,7 @@ from ._models.router import ModelRouter, ModelSpec
 from ._runs.run import AgentRun
 from ._storage.contract import StorageProvider
 from ._storage.plugins import create_storage
-from ._tools import ApprovalCallback, Tool, ToolRegistry
+from ._tools import ApprovalCallback, Tool, ToolRegistry, Toolset
 
 __all__ = [
     "ChatInput",
@@ -219,6 +219,9 @@ class InterfaceConfig:
     retries: int | None = None
     # Tool objects, plain functions, or names of registered tools (built-ins and plugins).
     tools: Sequence[Tool | Callable[..., Any] | str] = ()
+    # Sources of tools known only at run time (MCP servers): opened by initialize(), closed
+    # by shutdown(); their current tools join ``tools`` on every turn.
+    toolsets: Sequence[Toolset] = ()
     approve: ApprovalCallback | None = None
     storage: StorageProvider | str = "memory"
     storage_options: dict[str, Any] = field(default_factory=dict)
@@ -316,7 +319,25 @@ class DirectChatInterface(ChatInterface):
     async def initialize(self) -> None:
         if self._agent is None:
             await self.storage.initialize()
+            opened: list[Toolset] = []
+            try:
+                for toolset in self.config.toolsets:
+                    await toolset.open()
+                    opened.append(toolset)
+            except BaseException:
+                for toolset in opened:
+                    await toolset.aclose()
+                await self.storage.close()
+                raise
             self._agent = ChatAgent(self.storage.history)
+
+    def available_tools(self) -> dict[str, Tool]:
+        """The agent's tools now: its own plus the current tools of its toolsets."""
+        tools = dict(self.tools)
+        for toolset in self.config.toolsets:
+            for tool in toolset.tools():
+                tools.setdefault(tool.name, tool)
+        return tools
 
     @property
     def agent(self) -> ChatAgent:
@@ -361,7 +382,7 @@ class DirectChatInterface(ChatInterface):
         if not turn.message.strip():
             raise UserError("the message is empty")
         session_id = validate_session_id(turn.session_id) if turn.session_id else str(uuid.uuid4())
-        tools = self.tools
+        tools = self.available_tools() if self.config.toolsets else self.tools
         if turn.tools is not None:
             unknown = sorted(set(turn.tools) - set(tools))
             if unknown:
@@ -427,6 +448,8 @@ class DirectChatInterface(ChatInterface):
             await run.wait()
         await self.router.aclose()
         if self._agent is not None:
+            for toolset in self.config.toolsets:
+                await toolset.aclose()
             await self.storage.close()
             self._agent = None
 

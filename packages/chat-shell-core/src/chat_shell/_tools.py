@@ -25,11 +25,20 @@ from ._errors import ToolError, UserError
 if TYPE_CHECKING:
     from ._config import Settings
 
-__all__ = ["ApprovalCallback", "Tool", "ToolFactory", "ToolRegistry", "tool"]
+__all__ = [
+    "ApprovalCallback",
+    "Tool",
+    "ToolFactory",
+    "ToolRegistry",
+    "Toolset",
+    "current_owner",
+    "tool",
+]
 
 logger = logging.getLogger("chat_shell")
 
 TOOLS_GROUP = "chat_shell.tools"
+TOOLSETS_GROUP = "chat_shell.toolsets"
 DEFAULT_MAX_OUTPUT_CHARS = 20_000
 _TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 # Bounds on the arguments a model may write for one call. Decoding, validating, storing and
@@ -436,3 +445,54 @@ class ToolRegistry:
 
 
 ApprovalCallback = Callable[[str, dict[str, Any]], Awaitable[bool]]
+
+current_owner: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "chat_shell_run_owner", default=None
+)
+"""Whose run a tool call serves (the ``RunPlan.owner``: an API key's id on a server, ``None``
+elsewhere). Set for each run's task, so a tool holding per-user state can keep users apart."""
+
+
+class Toolset:
+    """Tools known only once something is running: an MCP server's tools, say.
+
+    ``open()`` makes the tools available (starting what they need), ``tools()`` gives the
+    current ones (a toolset may refresh them while open), ``aclose()`` stops whatever ``open()``
+    started. ``allow`` (tool names or ``fnmatch`` patterns; ``None``: all) narrows ``tools()``.
+    ``warnings`` says what could not be offered and why. Installed toolsets come from
+    the entry-point group ``chat_shell.toolsets``: each loads a ``factory(settings)`` that
+    returns a ``Toolset``, or ``None`` when the settings configure nothing for it.
+    """
+
+    name: str = "toolset"
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.allow: list[str] | None = None
+
+    async def open(self) -> None:
+        """Make the tools available; raises ``UserError`` only for bad configuration."""
+
+    def tools(self) -> list[Tool]:
+        """The tools offered now."""
+        return []
+
+    async def aclose(self) -> None:
+        """Stop what ``open()`` started; safe to call more than once."""
+
+    @staticmethod
+    def installed(settings: Settings) -> list[Toolset]:
+        """The toolsets of every installed plugin that has something configured."""
+        from importlib.metadata import entry_points
+
+        found: list[Toolset] = []
+        for entry_point in entry_points(group=TOOLSETS_GROUP):
+            try:
+                factory = entry_point.load()
+            except Exception as exc:
+                name = entry_point.name
+                raise UserError(f"toolset plugin {name!r} failed to load: {exc}") from exc
+            made = factory(settings)
+            if made is not None:
+                found.append(made)
+        return found

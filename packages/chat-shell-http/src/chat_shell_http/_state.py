@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Sequence
 
 from chat_shell import (
@@ -16,6 +17,7 @@ from chat_shell import (
     Settings,
     StorageProvider,
     ToolRegistry,
+    Toolset,
     UserError,
     storage_from_settings,
     validate_session_id,
@@ -29,6 +31,8 @@ from ._schemas import ChatRequest
 from ._settings import ServerSettings
 
 __all__ = ["ServerState"]
+
+logger = logging.getLogger("chat_shell_http")
 
 
 class ServerState:
@@ -65,12 +69,30 @@ class ServerState:
 
     async def open(self) -> None:
         names = self.server.tools if self.server.tools is not None else self.settings.tools
-        tools = ToolRegistry.default(self.settings).select(names)
+        registry = ToolRegistry.default(self.settings)
+        # MCP servers come only from the operator's configuration, never from a request. Names
+        # the registry does not know are left to them (their tools' names, or patterns).
+        toolsets = Toolset.installed(self.settings)
+        if (self.settings.mcp_servers or self.settings.mcp_config) and not toolsets:
+            logger.warning(
+                "MCP servers are configured but chat-shell-mcp is not installed "
+                "(pip install chat-shell-mcp); their tools are left out"
+            )
+        if names is not None and toolsets:
+            others = [name for name in names if name not in registry]
+            for toolset in toolsets:
+                toolset.allow = others
+            toolsets = [toolset for toolset in toolsets if others]
+            names = [name for name in names if name in registry]
+        tools = registry.select(names)
         interface = DirectChatInterface(
-            InterfaceConfig(tools=list(tools.values()), storage=self.storage),
+            InterfaceConfig(tools=list(tools.values()), toolsets=toolsets, storage=self.storage),
             settings=self.settings,
         )
         await interface.initialize()
+        for toolset in toolsets:
+            for warning in toolset.warnings:
+                logger.warning("%s", warning)
         self._interface = interface
 
     async def close(self) -> None:

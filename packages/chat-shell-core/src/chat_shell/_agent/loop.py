@@ -24,7 +24,7 @@ from .._models.backend import (
 from .._models.router import ModelSpec
 from .._runs.run import AgentRun, RunState
 from .._storage.contract import HistoryStorage
-from .._tools import ApprovalCallback, Tool, parse_arguments
+from .._tools import ApprovalCallback, Tool, current_owner, parse_arguments
 
 __all__ = ["ChatAgent", "ModelChoice", "RunPlan"]
 
@@ -163,7 +163,11 @@ class ChatAgent:
             raise UserError("no model to run")
         run = AgentRun(plan.session_id, run_id)
         run.warnings = list(plan.warnings)
-        run.task = asyncio.get_running_loop().create_task(self._execute(run, plan))
+        token = current_owner.set(plan.owner)  # the run's task (and its tools) inherit it
+        try:
+            run.task = asyncio.get_running_loop().create_task(self._execute(run, plan))
+        finally:
+            current_owner.reset(token)
         return run
 
     async def _store(self, plan: RunPlan, messages: Sequence[Message]) -> None:
@@ -504,9 +508,12 @@ class ChatAgent:
             raise ToolError(f"{call.name}: {problem}")
         if tool.requires_approval:
             if plan.approve is None:
-                raise ToolError(f"{call.name} needs approval and no one is there to approve it")
+                raise ToolError(
+                    f"{call.name} was not approved: it needs approval and no one is there "
+                    "to approve it"
+                )
             if not await plan.approve(call.name, arguments):
-                raise ToolError(f"the user declined to run {call.name}")
+                raise ToolError(f"{call.name} was not approved: the user declined to run it")
         limit = tool.timeout or plan.tool_timeout
         try:
             async with asyncio.timeout(limit):
