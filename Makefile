@@ -27,14 +27,17 @@ run: install  ## start `chat-shell serve` on 127.0.0.1:8000 with SQLite history 
 quickstart: install  ## run examples/quickstart.py (a demo model when no model is configured)
 	$(UV) run --frozen python examples/quickstart.py $(ARGS)
 
-test: install  ## lint, type-check and run the whole test suite
-	$(UV) run --frozen ruff check packages tests benchmarks examples
-	$(UV) run --frozen mypy
+PY_TREES := packages tests benchmarks examples
+
+test: lint  ## lint, type-check and run the whole test suite
 	$(UV) run --frozen pytest
 
-lint: install  ## ruff and mypy only
-	$(UV) run --frozen ruff check packages tests benchmarks examples
+lint: install  ## ruff (lint and format), mypy over the packages, tests, benchmarks and examples
+	$(UV) run --frozen ruff check $(PY_TREES)
+	$(UV) run --frozen ruff format --check $(PY_TREES)
 	$(UV) run --frozen mypy
+	@# each test folder's conftest.py on its own: mypy cannot hold two modules named conftest
+	for conftest in tests/*/conftest.py; do $(UV) run --frozen mypy "$$conftest" || exit 1; done
 
 bench: install  ## run the benchmarks vs their peers (~6 min) and rewrite docs/benchmarks.md
 	UV=$(UV) $(UV) run --frozen python benchmarks/run.py

@@ -7,8 +7,8 @@ is checked here without being listed.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import tomli_w
@@ -36,7 +36,7 @@ def secrets_in_config(home: Path) -> tuple[list[str], list[str]]:
     return used, server_secrets
 
 
-def outputs(result: Any) -> str:
+def outputs(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout + result.stderr
 
 

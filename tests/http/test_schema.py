@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import hypothesis
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-hypothesis = pytest.importorskip("hypothesis")
 
 from http_support import ThreadServer  # noqa: E402
 
