@@ -51,4 +51,3 @@ def test_dependencies_between_distributions_are_pinned_to_that_version() -> None
                 f"{name} depends on {requirement}: a dependency on another chat-shell "
                 f"distribution is pinned to the shared version, =={version}"
             )
-
