@@ -16,7 +16,7 @@ PACKAGES = Path(__file__).resolve().parents[1] / "packages"
 def projects() -> dict[str, dict[str, Any]]:
     """Every distribution's [project] table, by name: each folder of packages/ with a
     pyproject.toml (a new distribution is checked as soon as it exists)."""
-    found = {}
+    found: dict[str, dict[str, Any]] = {}
     for pyproject in sorted(PACKAGES.glob("*/pyproject.toml")):
         project: dict[str, Any] = tomllib.loads(pyproject.read_text())["project"]
         found[canonicalize_name(project["name"])] = project
