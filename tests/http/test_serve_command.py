@@ -225,3 +225,16 @@ def test_port_0_serves_on_the_port_it_says(env: dict[str, str]) -> None:
             process.kill()
         process.wait(timeout=10)
         process.stderr.close()  # type: ignore[union-attr]
+
+
+def test_the_cli_reference_shows_the_real_serve_help() -> None:
+    """docs/cli.md's reference has `chat-shell serve --help` as it is (tests/cli/cli_docs.py)."""
+    cli_docs = Path(__file__).resolve().parents[1] / "cli" / "cli_docs.py"
+    result = subprocess.run(
+        [sys.executable, str(cli_docs), "--check", "serve"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
