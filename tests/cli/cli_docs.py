@@ -94,7 +94,7 @@ def main() -> None:
         known = {name_of(c): c for c in [*COMMANDS, *PLUGIN_COMMANDS]}
         commands = [known[name_of(name.split())] for name in names]
         if out_of_date := stale(commands):
-            sys.exit(f"docs/cli.md is stale for {out_of_date}: run `python {__file__}`")
+            sys.exit(f"docs/cli.md is stale for {out_of_date}: run `python tests/cli/cli_docs.py`")
         return
     text = DOC.read_text()
     if START not in text:
