@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 # Extra arguments for `make run` (chat-shell serve) and `make quickstart` (the question).
 ARGS ?=
 
-.PHONY: help install run quickstart test lint bench bench-quick docs wheels clean
+.PHONY: help install run quickstart test test-quick lint bench bench-quick docs wheels clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,8 +29,11 @@ quickstart: install  ## run examples/quickstart.py (a demo model when no model i
 
 PY_TREES := packages tests benchmarks examples
 
-test: lint  ## lint, type-check and run the whole test suite
+test: lint  ## lint, type-check and run the whole test suite (what CI runs)
 	$(UV) run --frozen pytest
+
+test-quick: install  ## the test suite without the tests marked slow (> ~5 s each): the local loop
+	$(UV) run --frozen pytest -m "not slow"
 
 lint: install  ## ruff (lint and format), mypy over the packages, tests, benchmarks and examples
 	$(UV) run --frozen ruff check $(PY_TREES)
