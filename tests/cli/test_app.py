@@ -122,6 +122,7 @@ def test_python_dash_m(env: dict[str, str]) -> None:
     assert result.stdout.startswith("chat-shell ")
 
 
+@pytest.mark.slow
 def test_docs_reference_is_the_real_help() -> None:
     """The CLI's own commands; chat-shell-http's tests check `serve`'s entry."""
     assert list(documented()) == [name_of(c) for c in [*COMMANDS, *PLUGIN_COMMANDS]]
