@@ -254,6 +254,7 @@ def test_the_documented_sdk_example(base_url: str) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.litellm
 async def test_litellm_as_a_client(base_url: str) -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

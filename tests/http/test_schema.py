@@ -15,6 +15,7 @@ from http_support import ThreadServer  # noqa: E402
 EXAMPLES = 100
 
 
+@pytest.mark.slow
 def test_no_server_errors(server: ThreadServer) -> None:
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
