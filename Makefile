@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 # Extra arguments for `make run` (chat-shell serve) and `make quickstart` (the question).
 ARGS ?=
 
-.PHONY: help install run quickstart test lint bench bench-quick docs wheels clean
+.PHONY: help install run quickstart test test-quick lint bench bench-quick docs wheels clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,14 +27,20 @@ run: install  ## start `chat-shell serve` on 127.0.0.1:8000 with SQLite history 
 quickstart: install  ## run examples/quickstart.py (a demo model when no model is configured)
 	$(UV) run --frozen python examples/quickstart.py $(ARGS)
 
-test: install  ## lint, type-check and run the whole test suite
-	$(UV) run --frozen ruff check packages tests benchmarks examples
-	$(UV) run --frozen mypy
+PY_TREES := packages tests benchmarks examples
+
+test: lint  ## lint, type-check and run the whole test suite (what CI runs)
 	$(UV) run --frozen pytest
 
-lint: install  ## ruff and mypy only
-	$(UV) run --frozen ruff check packages tests benchmarks examples
+test-quick: install  ## the test suite without the tests marked slow (> ~5 s each): the local loop
+	$(UV) run --frozen pytest -m "not slow"
+
+lint: install  ## ruff (lint and format), mypy over the packages, tests, benchmarks and examples
+	$(UV) run --frozen ruff check $(PY_TREES)
+	$(UV) run --frozen ruff format --check $(PY_TREES)
 	$(UV) run --frozen mypy
+	@# each test folder's conftest.py on its own: mypy cannot hold two modules named conftest
+	for conftest in tests/*/conftest.py; do $(UV) run --frozen mypy "$$conftest" || exit 1; done
 
 bench: install  ## run the benchmarks vs their peers (~6 min) and rewrite docs/benchmarks.md
 	UV=$(UV) $(UV) run --frozen python benchmarks/run.py

@@ -263,7 +263,7 @@ def main() -> None:
     print("| metric | chat-shell | peer | ratio | goal | pass |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        mark = {True: "✅", False: "❌"}.get(r.get("pass"), "—")  # type: ignore[call-overload]
+        mark = {True: "✅", False: "❌", None: "—"}.get(r.get("pass"), "—")
         print(
             f"| {r['metric']} | {r['ours']} ({r['ours_range'][0]}–{r['ours_range'][1]}) | "
             f"{r['peer']} ({r['peer_range'][0]}–{r['peer_range'][1]}) | {r['ratio']} | "

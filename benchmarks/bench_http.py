@@ -177,7 +177,9 @@ async def load(url: str, server: str, concurrency: int, content: str) -> list[An
         return await asyncio.gather(*(guarded() for _ in range(concurrency)))
 
 
-def measure(server: Server, kind: str, concurrency: int, tokens: int, pace_ms: int) -> dict:
+def measure(
+    server: Server, kind: str, concurrency: int, tokens: int, pace_ms: int
+) -> dict[str, Any]:
     content = f"paced {tokens} {pace_ms}"
     before = cpu_seconds(server.process.pid)
     wall = time.perf_counter()
@@ -265,10 +267,10 @@ def main() -> None:
     assert upstream_process.stdout is not None
     upstream = upstream_process.stdout.readline().strip()
     servers: dict[str, Server] = {}
-    samples: dict[str, list[dict]] = {}
+    samples: dict[str, list[dict[str, Any]]] = {}
     memory: dict[str, dict[str, float]] = {}
 
-    def run(key: str, name: str, concurrency: int, pace: int) -> dict:
+    def run(key: str, name: str, concurrency: int, pace: int) -> dict[str, Any]:
         result = measure(servers[name], name, concurrency, TOKENS, pace)
         samples.setdefault(key, []).append(result)
         print(
@@ -484,7 +486,7 @@ def main() -> None:
     print("| metric | chat-shell | peer / floor | ratio | unit | goal | pass |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        mark = {True: "✅", False: "❌"}.get(r.get("pass"), "—")  # type: ignore[call-overload]
+        mark = {True: "✅", False: "❌", None: "—"}.get(r.get("pass"), "—")
         print(
             f"| {r['metric']} | {r['ours']} {r['ours_range']} | {r.get('peer', '—')} "
             f"{r.get('peer_range', '')} | {r.get('ratio', '—')} | {r['unit']} | {r['goal']} "

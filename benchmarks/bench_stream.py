@@ -24,10 +24,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-Measure = Callable[[str, int], Awaitable[int]]
+Measure = Callable[[str, int], Coroutine[Any, Any, int]]  # asyncio.run takes a coroutine
 
 
 async def bare_httpx(url: str, tokens: int) -> int:

@@ -33,13 +33,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
 from bench_stream import row
 
-Measure = Callable[[str, str, int], Awaitable[int]]
+Measure = Callable[[str, str, int], Coroutine[Any, Any, int]]  # asyncio.run takes a coroutine
 
 PACED_STREAMS, PACED_TOKENS, PACE_MS = 100, 100, 20
 UNPACED_TOKENS = 10_000
@@ -247,8 +247,8 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait()
-    for name, measured in samples["long line"].items():  # µs per character → ms per answer
-        samples["long line"][name] = [value * BIG / 1000 for value in measured]
+    for name, per_character in samples["long line"].items():  # µs per character → ms per answer
+        samples["long line"][name] = [value * BIG / 1000 for value in per_character]
     titles = {
         "paced": f"{PACED_STREAMS} concurrent streams × {PACED_TOKENS} tokens paced at "
         f"{1000 // PACE_MS} tokens/s",

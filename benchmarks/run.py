@@ -227,7 +227,7 @@ def cell(row: dict[str, Any], key: str) -> str:
 
 
 def mark(row: dict[str, Any]) -> str:
-    return {True: "✅", False: "❌"}.get(row.get("pass"), "—")  # type: ignore[call-overload]
+    return {True: "✅", False: "❌", None: "—"}.get(row.get("pass"), "—")
 
 
 def render_missed(results: list[dict[str, Any]], causes: dict[str, str]) -> list[str]:

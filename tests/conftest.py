@@ -48,8 +48,9 @@ def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     return _real_getaddrinfo(host, *args, **kwargs)
 
 
-socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+# (the stubs declare both methods on _socket.socket, the C base class, hence `assignment`)
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign, assignment]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign, assignment]
 socket.getaddrinfo = _guarded_getaddrinfo
 
 

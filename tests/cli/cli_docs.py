@@ -1,6 +1,10 @@
 """The reference part of docs/cli.md is the real ``--help`` output of every command.
 
-python tests/cli/cli_docs.py      rewrites it (test_docs.py checks it is up to date)
+python tests/cli/cli_docs.py                  rewrites it (needs chat-shell-http, for ``serve``)
+python tests/cli/cli_docs.py --check serve    exits 1 when those commands' entries are stale
+
+tests/cli/test_app.py checks the CLI's own commands; ``serve`` comes from chat-shell-http, so
+tests/http/test_serve_command.py checks its entry (the CLI's tests also run without it).
 """
 
 from __future__ import annotations
@@ -36,23 +40,34 @@ COMMANDS = [
     ["models"],
     ["mcp"],
 ]
+# Commands from other distributions (``chat_shell.commands`` entry points), shown after the CLI's.
+PLUGIN_COMMANDS = [
+    ["serve"],  # chat-shell-http
+]
+
+
+def name_of(command: list[str]) -> str:
+    return " ".join(["chat-shell", *command])
 
 
 def help_text(command: list[str]) -> str:
     env = {**os.environ, "COLUMNS": "100", "CHAT_SHELL_NO_PLUGINS": "1", "NO_COLOR": "1"}
+    if command in PLUGIN_COMMANDS:  # (without plugins, `chat-shell --help` is the CLI's alone)
+        del env["CHAT_SHELL_NO_PLUGINS"]
     result = subprocess.run(
         [str(SCRIPT), *command, "--help"], env=env, capture_output=True, text=True, check=True
     )
     return result.stdout.rstrip() + "\n"
 
 
+def section(command: list[str]) -> str:
+    """One command's entry in the reference, as it should read."""
+    lines = [f"### `{name_of(command)}`", "", "```text", help_text(command).rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
 def reference() -> str:
-    parts = [START, ""]
-    for command in COMMANDS:
-        name = " ".join(["chat-shell", *command])
-        parts += [f"### `{name}`", "", "```text", help_text(command).rstrip(), "```", ""]
-    parts.append(END)
-    return "\n".join(parts)
+    return "\n".join([START, "", *(section(c) for c in [*COMMANDS, *PLUGIN_COMMANDS]), END])
 
 
 def current() -> str:
@@ -61,7 +76,27 @@ def current() -> str:
     return match.group(0) if match else ""
 
 
+def documented() -> dict[str, str]:
+    """The reference's entries as docs/cli.md has them, by command name, in their order."""
+    block = current().removeprefix(START + "\n\n").removesuffix(END)
+    entries = re.split(r"(?m)^(?=### `)", block)
+    return {entry.split("`")[1]: entry.removesuffix("\n") for entry in entries if entry.strip()}
+
+
+def stale(commands: list[list[str]]) -> list[str]:
+    """The named commands whose entry in docs/cli.md is missing or differs from their help."""
+    shown = documented()
+    return [name_of(c) for c in commands if shown.get(name_of(c)) != section(c)]
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--check"]:
+        names = sys.argv[2:]
+        known = {name_of(c): c for c in [*COMMANDS, *PLUGIN_COMMANDS]}
+        commands = [known[name_of(name.split())] for name in names]
+        if out_of_date := stale(commands):
+            sys.exit(f"docs/cli.md is stale for {out_of_date}: run `python tests/cli/cli_docs.py`")
+        return
     text = DOC.read_text()
     if START not in text:
         sys.exit(f"{DOC} has no {START} marker")

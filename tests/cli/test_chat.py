@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
 from chat_shell.testing import Reply, ScriptedModelServer
 from cli_support import SCRIPT, Terminal
 
@@ -38,6 +39,7 @@ def test_interactive_session(env: dict[str, str], server: ScriptedModelServer) -
     assert stream[-1]["content"] == "tell me a long story"
 
 
+@pytest.mark.slow
 def test_continue_and_slash_commands(env: dict[str, str], server: ScriptedModelServer) -> None:
     subprocess.run(
         [str(SCRIPT), "query", "remember pears"],
@@ -91,6 +93,7 @@ def test_missing_credentials_before_the_first_question(env: dict[str, str]) -> N
     assert "OPENAI_API_KEY" in result.stderr
 
 
+@pytest.mark.slow
 def test_piped_lines(env: dict[str, str]) -> None:
     result = subprocess.run(
         [str(SCRIPT), "chat"],

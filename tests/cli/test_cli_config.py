@@ -7,6 +7,7 @@ import stat
 import tomllib
 from pathlib import Path
 
+import pytest
 from cli_support import Run
 
 
@@ -34,6 +35,7 @@ def test_init_elsewhere(cli: Run, tmp_path: Path) -> None:
     assert f"CHAT_SHELL_HOME={target}" in result.stdout
 
 
+@pytest.mark.slow
 def test_set_get_unset(cli: Run, home: Path) -> None:
     cli("config", "init")
     assert cli("config", "set", "temperature", "0.2").returncode == 0
@@ -77,6 +79,7 @@ def test_show_masks_secrets_and_names_sources(cli: Run) -> None:
     assert data["retries"]["source"] == "default"
 
 
+@pytest.mark.slow
 def test_bad_config_input_changes_nothing(cli: Run, home: Path) -> None:
     cli("config", "set", "model", "openai/gpt-4o-mini")
     config = home / "config.toml"
@@ -95,6 +98,7 @@ def test_bad_config_input_changes_nothing(cli: Run, home: Path) -> None:
     assert config.read_text() == before
 
 
+@pytest.mark.slow
 def test_broken_config_file(cli: Run, home: Path) -> None:
     home.mkdir()
     config = home / "config.toml"
@@ -139,6 +143,7 @@ def test_path(cli: Run, home: Path) -> None:
     assert cli("config", "path").stdout.strip() == str(home / "config.toml")
 
 
+@pytest.mark.slow
 def test_models_never_prints_keys(cli: Run) -> None:
     secret = "sk-config-secret-000111"
     cli("config", "set", "models.openai/gpt-4.1.api_key", secret)

@@ -7,8 +7,8 @@ is checked here without being listed.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import tomli_w
@@ -36,10 +36,11 @@ def secrets_in_config(home: Path) -> tuple[list[str], list[str]]:
     return used, server_secrets
 
 
-def outputs(result: Any) -> str:
+def outputs(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_config_show_get_and_models_never_print_a_secret(
     cli: Run, secrets_in_config: tuple[list[str], list[str]]
 ) -> None:
@@ -79,6 +80,7 @@ def test_config_show_get_and_models_never_print_a_secret(
     assert runs["get server.port"].stdout == "8123\n"
 
 
+@pytest.mark.slow
 def test_config_set_never_echoes_a_secret(
     cli: Run, secrets_in_config: tuple[list[str], list[str]]
 ) -> None:
@@ -120,6 +122,7 @@ def test_config_commands_with_a_bad_value_do_not_echo_it(
     assert (home / "config.toml").read_text() == before
 
 
+@pytest.mark.slow
 def test_a_bad_config_file_is_refused_without_showing_its_secrets(cli: Run, home: Path) -> None:
     secret = new_secret()
     home.mkdir()

@@ -73,6 +73,7 @@ def test_an_answer_stopped_before_any_text_is_shown_under_the_assistant(
     assert blocks[1][1:] == ["[cancelled]"]
 
 
+@pytest.mark.slow
 def test_search_in_a_terminal_shows_matches_in_bold(cli: Run, env: dict[str, str]) -> None:
     _session(cli, "the purple elephant")
     terminal = Terminal(["history", "search", "purple"], env)
@@ -116,6 +117,7 @@ def test_a_tool_call_shows_its_argument_names(
     assert f"🔧 {shown}" in result.stderr
 
 
+@pytest.mark.slow
 def test_counts_are_singular_for_one(cli: Run, tmp_path: Path) -> None:
     one = _session(cli, "alone")
     export = tmp_path / "one.jsonl"
@@ -182,6 +184,7 @@ def test_an_unknown_tool_in_the_tools_setting_says_so(cli: Run) -> None:
     assert "unknown tool 'nosuchtool' in the `tools` setting" in result.stderr
 
 
+@pytest.mark.slow
 def test_session_names_a_new_session(cli: Run, server: ScriptedModelServer) -> None:
     first = cli("query", "--session", "work-notes", "remember pears")
     assert first.returncode == 0, first.stderr
@@ -197,6 +200,7 @@ def test_session_names_a_new_session(cli: Run, server: ScriptedModelServer) -> N
     assert [(s["id"], s["title"]) for s in listing] == [("work-notes", "remember pears")]
 
 
+@pytest.mark.slow
 def test_session_still_takes_a_unique_prefix(cli: Run, server: ScriptedModelServer) -> None:
     session = _session(cli, "one")
     result = cli("query", "--json", "--session", session[:8], "two")
@@ -204,6 +208,7 @@ def test_session_still_takes_a_unique_prefix(cli: Run, server: ScriptedModelServ
     assert len(server.requests[-1]["messages"]) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["../etc/x", "-dash-first", "a b", "x" * 129, "é"])
 def test_a_session_name_that_is_not_a_valid_id_changes_nothing(cli: Run, name: str) -> None:
     result = cli("query", "--session", name, "hi")
@@ -212,6 +217,7 @@ def test_a_session_name_that_is_not_a_valid_id_changes_nothing(cli: Run, name: s
     assert json.loads(cli("history", "--json").stdout) == []
 
 
+@pytest.mark.slow
 def test_chat_with_a_new_session_name(cli: Run) -> None:
     result = cli("chat", "--session", "fresh-start", input="hello\n/session\n")
     assert result.returncode == 0, result.stderr

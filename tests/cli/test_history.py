@@ -6,6 +6,7 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
 from cli_support import Run
 
 
@@ -15,6 +16,7 @@ def _session(cli: Run, message: str) -> str:
     return str(json.loads(result.stdout)["session_id"])
 
 
+@pytest.mark.slow
 def test_list_newest_first_with_limit(cli: Run) -> None:
     assert cli("history").stdout.startswith("no sessions yet")
     first = _session(cli, "first")
@@ -27,6 +29,7 @@ def test_list_newest_first_with_limit(cli: Run) -> None:
     assert table.index(second) < table.index(first)
 
 
+@pytest.mark.slow
 def test_show_replays_tool_calls(cli: Run) -> None:
     session = _session(cli, 'call calculator {"expression": "123 * 456"}')
     result = cli("history", "show", session[:8])
@@ -40,6 +43,7 @@ def test_show_replays_tool_calls(cli: Run) -> None:
     assert [m["role"] for m in data["messages"]] == ["user", "assistant", "tool", "assistant"]
 
 
+@pytest.mark.slow
 def test_search(cli: Run) -> None:
     session = _session(cli, "the purple elephant")
     _session(cli, "something else")
@@ -48,6 +52,7 @@ def test_search(cli: Run) -> None:
     assert "nothing found" in cli("history", "search", "zebra").stdout
 
 
+@pytest.mark.slow
 def test_search_without_an_index(cli: Run) -> None:
     result = cli("query", "--storage", "json", "--json", "the purple elephant")
     session = json.loads(result.stdout)["session_id"]
@@ -55,6 +60,7 @@ def test_search_without_an_index(cli: Run) -> None:
     assert {hit["session_id"] for hit in hits} == {session}
 
 
+@pytest.mark.slow
 def test_delete_asks_unless_yes(cli: Run) -> None:
     session = _session(cli, "doomed")
     refused = cli("history", "delete", session)
@@ -69,6 +75,7 @@ def test_delete_asks_unless_yes(cli: Run) -> None:
     )
 
 
+@pytest.mark.slow
 def test_export_and_import(cli: Run, tmp_path: Path) -> None:
     session = _session(cli, 'call calculator {"expression": "2 + 2"}')
     exported = cli("history", "export")
@@ -92,6 +99,7 @@ def test_export_and_import(cli: Run, tmp_path: Path) -> None:
     assert "✅ 4" in shown
 
 
+@pytest.mark.slow
 def test_bad_input_changes_nothing(cli: Run, tmp_path: Path) -> None:
     _session(cli, "keep me")
     broken = tmp_path / "broken.jsonl"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
 
 
 @pytest.fixture
-def server() -> AsyncIterator[ScriptedModelServer]:
+def server() -> Iterator[ScriptedModelServer]:
     with ScriptedModelServer() as server:
         yield server
 

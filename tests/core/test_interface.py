@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from chat_shell import (
@@ -25,7 +25,7 @@ def multiply(a: float, b: float) -> float:
 
 
 @pytest.fixture
-def server() -> AsyncIterator[ScriptedModelServer]:
+def server() -> Iterator[ScriptedModelServer]:
     with ScriptedModelServer() as server:
         yield server
 

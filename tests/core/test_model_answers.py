@@ -7,7 +7,7 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Iterator
 
 import pytest
 from chat_shell import ModelError, ModelRequest, TextDelta, ToolCallPart, UsagePart
@@ -20,7 +20,7 @@ KEY = "sk-test-secret-key-0123456789"
 
 
 @pytest.fixture
-def server() -> AsyncIterator[ScriptedModelServer]:
+def server() -> Iterator[ScriptedModelServer]:
     with ScriptedModelServer() as server:
         yield server
 
@@ -232,6 +232,7 @@ async def test_a_compressed_stream_still_streams(
     that decoded the body only at its end would wait for ever)."""
     server.add(Reply(chunks=["first", "second", "third"], hold_after=3, content_encoding=encoding))
     stream = backend.stream(request(server.url, read_timeout=30))
+    assert isinstance(stream, AsyncGenerator)  # closed early below
     seen: list[str] = []
     async with asyncio.timeout(5):
         async for part in stream:

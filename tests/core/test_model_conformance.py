@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,7 @@ class BackendConformance:
     prefix: str  # before a bare OpenAI model name
 
     @pytest.fixture
-    def server(self) -> AsyncIterator[ScriptedModelServer]:
+    def server(self) -> Iterator[ScriptedModelServer]:
         with ScriptedModelServer() as server:
             yield server
 

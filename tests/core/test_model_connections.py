@@ -10,7 +10,7 @@ import contextlib
 import gc
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import certifi
@@ -50,7 +50,7 @@ async def text(backend: OpenAIBackend, api_base: str, **options: object) -> str:
 
 
 @pytest.fixture
-def server() -> AsyncIterator[ScriptedModelServer]:
+def server() -> Iterator[ScriptedModelServer]:
     with ScriptedModelServer() as server:
         yield server
 
@@ -499,13 +499,13 @@ def tls_server_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 @pytest.fixture
-def tls_server(certificate: tuple[Path, Path]) -> AsyncIterator[ScriptedModelServer]:
+def tls_server(certificate: tuple[Path, Path]) -> Iterator[ScriptedModelServer]:
     with ScriptedModelServer(ssl_context=tls_server_context(*certificate)) as server:
         yield server
 
 
 @pytest.fixture
-def corp_server(authority: Authority) -> AsyncIterator[ScriptedModelServer]:
+def corp_server(authority: Authority) -> Iterator[ScriptedModelServer]:
     """A server whose certificate a test CA signed."""
     with ScriptedModelServer(ssl_context=tls_server_context(authority.cert, authority.key)) as s:
         yield s

@@ -37,7 +37,7 @@ def test_names_resolve(name: str, full: str, sent: str) -> None:
 
 def test_per_model_config_applies_to_the_bare_and_the_full_name() -> None:
     for key in ("gpt-4o", "openai/gpt-4o"):
-        settings = Settings(models={key: {"api_base": "http://127.0.0.1:9/v1"}})
+        settings = Settings.model_validate({"models": {key: {"api_base": "http://127.0.0.1:9/v1"}}})
         assert ModelRouter(settings, {}).resolve("gpt-4o").api_base == "http://127.0.0.1:9/v1"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def distribution(folder: Path, entry_points_txt: str) -> Path:
 
 
 @pytest.fixture
-def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     folder = distribution(
         tmp_path / "plugin",
         """
@@ -77,7 +78,7 @@ def test_the_built_in_backends_are_entry_points() -> None:
 
 
 async def test_a_third_party_backend_serves_its_provider(plugin: Path, tmp_path: Path) -> None:
-    import shout_backend
+    import shout_backend  # type: ignore[import-not-found]  # written by the fixture
 
     config = InterfaceConfig(model="shout/loud", use_config_file=False, use_environment=False)
     shown = settings(

@@ -86,6 +86,7 @@ def server(env: dict[str, str]) -> Iterator[str]:
         process.stderr.close()  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 async def test_cli_http_and_library_share_one_history(env: dict[str, str], server: str) -> None:
     started = cli(env, "query", "--json", "hello from the terminal")
     assert started.returncode == 0, started.stderr

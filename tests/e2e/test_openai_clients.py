@@ -122,7 +122,7 @@ def strict(item: Any) -> Any:
 
 def run_status(native: httpx.Client, run_id: str) -> dict[str, Any]:
     for _ in range(500):
-        run = native.get(f"/v1/response/{run_id}").json()
+        run: dict[str, Any] = native.get(f"/v1/response/{run_id}").json()
         if run["status"] not in ("queued", "running"):
             return run
         time.sleep(0.02)
@@ -254,10 +254,12 @@ def test_the_documented_sdk_example(base_url: str) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.litellm
 async def test_litellm_as_a_client(base_url: str) -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
+    from litellm.exceptions import NotFoundError
 
     options = {"model": f"openai/{MODEL}", "api_base": base_url, "api_key": KEY}
     answer = await litellm.acompletion(messages=user("hello"), **options)
@@ -271,7 +273,7 @@ async def test_litellm_as_a_client(base_url: str) -> None:
     parts = [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
     assert "".join(parts) == "result: 42"
 
-    with pytest.raises(litellm.NotFoundError):
+    with pytest.raises(NotFoundError):
         await litellm.acompletion(
             messages=user("hi"), **{**options, "model": "openai/openai/not-offered"}
         )

@@ -100,7 +100,12 @@ def tab(browser: Any) -> Iterator[Tab]:
     context = browser.new_context(viewport={"width": 1100, "height": 720})
     page = context.new_page()
     opened = Tab(page)
-    page.on("console", lambda m: m.type == "error" and opened.problems.append(m.text))
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            opened.problems.append(message.text)
+
+    page.on("console", console)
     page.on("pageerror", lambda error: opened.problems.append(str(error)))
     page.on("request", lambda request: opened.requests.append(request))
     yield opened

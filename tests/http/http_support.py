@@ -221,6 +221,7 @@ async def sse_frames(
 ) -> AsyncIterator[Frame]:
     """Parse ``text/event-stream`` per the spec: ``event:``/``id:``/``data:`` lines, blank line
     ends a frame, ``:`` starts a comment."""
+    data: list[str]
     event, ident, data = "message", None, []
     async for line in response.aiter_lines():
         if line == "":
@@ -253,7 +254,7 @@ def assert_error_shape(
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert set(body) == {"error"}
-    error = body["error"]
+    error: dict[str, Any] = body["error"]
     assert {"code", "message", "retryable"} <= set(error)
     assert isinstance(error["retryable"], bool)
     assert "Traceback" not in response.text

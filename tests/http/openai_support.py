@@ -64,7 +64,7 @@ def assert_openai_error(
     assert int(response.headers["content-length"]) == len(response.content)
     body = response.json()
     assert set(body) == {"error"}
-    error = body["error"]
+    error: dict[str, Any] = body["error"]
     assert set(error) == {"message", "type", "param", "code", "retryable"}, error
     assert isinstance(error["message"], str)
     assert error["message"]

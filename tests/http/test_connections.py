@@ -304,6 +304,7 @@ def serve_command() -> list[str]:
     return [str(Path(sys.executable).parent / "chat-shell"), "serve"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("way", ["chat-shell serve", "uvicorn --factory --http"])
 async def test_every_documented_way_of_starting_applies_the_limits(
     way: str, tmp_path: Path

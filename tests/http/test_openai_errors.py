@@ -263,7 +263,7 @@ async def test_a_model_failure_mid_answer(server: ThreadServer) -> None:
 
 async def wait_finished(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
     for _ in range(500):
-        run = (await client.get(f"/v1/response/{run_id}")).json()
+        run: dict[str, Any] = (await client.get(f"/v1/response/{run_id}")).json()
         if run["status"] not in ("queued", "running"):
             return run
         await asyncio.sleep(0.02)

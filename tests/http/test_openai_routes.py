@@ -29,7 +29,9 @@ def content_of(chunks: list[dict[str, Any]]) -> str:
 
 
 async def sessions(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    return (await client.get("/v1/sessions", params={"limit": 500})).json()["sessions"]
+    response = await client.get("/v1/sessions", params={"limit": 500})
+    listed: list[dict[str, Any]] = response.json()["sessions"]
+    return listed
 
 
 async def test_models_are_the_allowed_ones_default_first(

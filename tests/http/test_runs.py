@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import httpx
 import pytest
@@ -14,11 +15,11 @@ async def collect(response: httpx.Response) -> list[Frame]:
     return [frame async for frame in sse_frames(response)]
 
 
-async def wait_done(client: httpx.AsyncClient, run_id: str, timeout: float = 30) -> dict:
+async def wait_done(client: httpx.AsyncClient, run_id: str, timeout: float = 30) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        body = (await client.get(f"/v1/response/{run_id}")).json()
+        body: dict[str, Any] = (await client.get(f"/v1/response/{run_id}")).json()
         if body["status"] not in ("queued", "running"):
             return body
         assert loop.time() < deadline, body
@@ -339,6 +340,6 @@ def test_the_documented_python_client_works(server: ThreadServer) -> None:
         for block in re.findall(r"```python\n(.*?)```", text, re.DOTALL)
         if "def chat(" in block
     )
-    namespace: dict = {}
+    namespace: dict[str, Any] = {}
     exec(compile(code, "docs/http.md", "exec"), namespace)
     assert namespace["chat"](server.url, "any-key", "tokens 4") == "t0 t1 t2 t3 "

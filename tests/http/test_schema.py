@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import hypothesis
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-hypothesis = pytest.importorskip("hypothesis")
 
 from http_support import ThreadServer  # noqa: E402
 
 EXAMPLES = 100
 
 
+@pytest.mark.slow
 def test_no_server_errors(server: ThreadServer) -> None:
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -149,7 +149,7 @@ async def test_bad_input_is_refused_and_changes_nothing(secured: ThreadServer) -
             assert_error_shape(await request, status, code)
 
         # A chunked giant body (no Content-Length) is refused too.
-        async def chunks():  # type: ignore[no-untyped-def]
+        async def chunks() -> AsyncIterator[bytes]:
             yield b'{"messages": [{"role": "user", "content": "'
             for _ in range(100):
                 yield b"x" * 1000

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
@@ -71,8 +72,14 @@ class Serve:
             self.process.communicate(timeout=10)
 
 
+class StartServe(Protocol):
+    """The ``serve`` fixture: starts ``chat-shell serve`` with the test's environment."""
+
+    def __call__(self, *args: str, extra_env: dict[str, str] | None = None) -> Serve: ...
+
+
 @pytest.fixture
-def serve(env: dict[str, str]) -> Iterator[type[Serve]]:
+def serve(env: dict[str, str]) -> Iterator[StartServe]:
     started: list[Serve] = []
 
     class Started(Serve):
@@ -89,7 +96,7 @@ def warnings_in(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "warning" in line]
 
 
-def test_sigterm_is_a_clean_stop(serve: type[Serve]) -> None:
+def test_sigterm_is_a_clean_stop(serve: StartServe) -> None:
     running = serve(extra_env={"OPENAI_API_KEY": "sk-test-key-123456"}).wait_ready()
     code, stderr = running.stop(signal.SIGTERM)
     assert code == 0, stderr
@@ -97,14 +104,14 @@ def test_sigterm_is_a_clean_stop(serve: type[Serve]) -> None:
     assert "ERROR" not in stderr
 
 
-def test_ctrl_c_exits_130(serve: type[Serve]) -> None:
+def test_ctrl_c_exits_130(serve: StartServe) -> None:
     running = serve(extra_env={"OPENAI_API_KEY": "sk-test-key-123456"}).wait_ready()
     code, stderr = running.stop(signal.SIGINT)
     assert code == 130, stderr
     assert "Traceback" not in stderr
 
 
-def test_start_up_says_when_the_model_has_no_credentials(serve: type[Serve]) -> None:
+def test_start_up_says_when_the_model_has_no_credentials(serve: StartServe) -> None:
     running = serve().wait_ready()
     _, stderr = running.stop(signal.SIGTERM)
     (line,) = warnings_in(stderr)
@@ -122,7 +129,7 @@ def test_start_up_says_when_the_model_has_no_credentials(serve: type[Serve]) -> 
     ],
 )
 def test_the_warning_names_the_configured_model(
-    serve: type[Serve], model: str, variable: str
+    serve: StartServe, model: str, variable: str
 ) -> None:
     running = serve(extra_env={"CHAT_SHELL_MODEL": model}).wait_ready()
     _, stderr = running.stop(signal.SIGTERM)
@@ -131,7 +138,7 @@ def test_the_warning_names_the_configured_model(
     assert variable in line
 
 
-def test_no_warning_when_the_model_can_be_called(serve: type[Serve]) -> None:
+def test_no_warning_when_the_model_can_be_called(serve: StartServe) -> None:
     with ScriptedModelServer() as upstream:
         running = serve(extra_env={"OPENAI_BASE_URL": upstream.url}).wait_ready()
         reply = httpx.post(
@@ -218,3 +225,16 @@ def test_port_0_serves_on_the_port_it_says(env: dict[str, str]) -> None:
             process.kill()
         process.wait(timeout=10)
         process.stderr.close()  # type: ignore[union-attr]
+
+
+def test_the_cli_reference_shows_the_real_serve_help() -> None:
+    """docs/cli.md's reference has `chat-shell serve --help` as it is (tests/cli/cli_docs.py)."""
+    cli_docs = Path(__file__).resolve().parents[1] / "cli" / "cli_docs.py"
+    result = subprocess.run(
+        [sys.executable, str(cli_docs), "--check", "serve"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr

@@ -8,7 +8,7 @@ import json
 import pytest
 from chat_shell import ToolError
 from chat_shell_mcp import McpTool, McpToolset
-from conftest import children, our_stdio_server, time_server, toolset
+from mcp_support import children, our_stdio_server, time_server, toolset
 
 
 def by_name(tools: McpToolset) -> dict[str, McpTool]:
@@ -167,7 +167,7 @@ async def test_output_is_capped(http_server: str) -> None:
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])
 async def test_list_changed_refreshes_the_tools(transport: str, http_server: str) -> None:
-    server = our_stdio_server() if transport == "stdio" else {"url": http_server}
+    server: dict[str, object] = our_stdio_server() if transport == "stdio" else {"url": http_server}
     tools = toolset(ours=server)
     await tools.open()
     try:

@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from chat_shell_sqlite import SQLiteStorage
 from sqlite_support import query
 
@@ -53,6 +54,7 @@ def test_two_processes_write_2000_messages_with_no_error_and_no_loss(tmp_path: P
     assert asyncio.run(search("0")) == ["a-0", "b-0"]
 
 
+@pytest.mark.slow
 def test_writer_killed_20_times_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
     db = tmp_path / "history.db"
     rng = random.Random(20)

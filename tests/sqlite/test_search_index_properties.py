@@ -160,6 +160,7 @@ class SearchIndexMachine(RuleBasedStateMachine):
             assert self.found(hits) == self.expected(word), word
 
 
+@pytest.mark.slow
 def test_no_sequence_of_writes_puts_the_search_index_out_of_step(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -7,12 +7,16 @@ import threading
 from typing import Any
 
 from chat_shell import ChatOutput, DirectChatInterface, InterfaceConfig, Tool, tool
-from chat_shell.testing import FakeModel, Reply, ScriptedToolCall
+from chat_shell.testing import FakeModel, FunctionModel, Reply, ScriptedToolCall
 from chat_shell.tools import calculator
 
 
 async def _run(
-    model: FakeModel, tools: list[Any], *, approve: Any = None, tool_timeout: float | None = None
+    model: FunctionModel,
+    tools: list[Any],
+    *,
+    approve: Any = None,
+    tool_timeout: float | None = None,
 ) -> tuple[ChatOutput, list[Any]]:
     config = InterfaceConfig(
         model=model,
@@ -43,8 +47,6 @@ async def test_scripted_model_uses_the_calculator_and_answers_with_the_result() 
         if not tool_messages:
             return Reply.tool("calculator", {"expression": "123 * 456"})
         return Reply.text(f"123 * 456 = {tool_messages[-1]['content']}")
-
-    from chat_shell.testing import FunctionModel
 
     model = FunctionModel(answer)
     output, events = await _run(model, [calculator])

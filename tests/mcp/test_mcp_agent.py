@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from chat_shell import DirectChatInterface, InterfaceConfig, current_owner
 from chat_shell.testing import Reply, ScriptedModelServer
-from conftest import children, our_stdio_server, time_server, toolset
+from mcp_support import children, our_stdio_server, time_server, toolset
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ async def test_a_stdio_server_per_owner_unless_shared(shared: bool) -> None:
     await tools.open()
     try:
         [pid_tool] = [made for made in tools.tools() if made.name == "ours_pid"]
-        pids = {}
+        pids: dict[str, set[int]] = {}
         for owner in ("key-a", "key-b", "key-a"):
             token = current_owner.set(owner)
             try:
