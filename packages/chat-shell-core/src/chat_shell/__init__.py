@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     )
     from ._errors import (
         MODEL_ERROR_CODES as MODEL_ERROR_CODES,
+        AmbiguousSessionError as AmbiguousSessionError,
         ChatShellError as ChatShellError,
         ModelError as ModelError,
         NotFoundError as NotFoundError,
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
     )
     from ._storage.contract import (
         HistoryStorage as HistoryStorage,
+        SearchHit as SearchHit,
         StorageProvider as StorageProvider,
     )
     from ._storage.json_files import JSONStorage as JSONStorage
@@ -100,6 +102,7 @@ if TYPE_CHECKING:
         RemoteHistoryStorage as RemoteHistoryStorage,
         RemoteStorage as RemoteStorage,
     )
+    from ._storage.titles import session_title as session_title
     from ._storage.transfer import (
         ImportReport as ImportReport,
         SessionImporter as SessionImporter,
@@ -122,6 +125,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_config": ("ModelConfig", "Settings", "default_home", "load_settings"),
     "_errors": (
         "MODEL_ERROR_CODES",
+        "AmbiguousSessionError",
         "ChatShellError",
         "ModelError",
         "NotFoundError",
@@ -167,7 +171,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_storage.plugins": ("available_storage", "create_storage", "storage_from_settings"),
     "_storage.remote": ("RemoteHistoryStorage", "RemoteStorage"),
     "_agent.run": ("AgentRun", "RunState"),
-    "_storage.contract": ("HistoryStorage", "StorageProvider"),
+    "_storage.contract": ("HistoryStorage", "SearchHit", "StorageProvider"),
+    "_storage.titles": ("session_title",),
     "_tools": ("ApprovalCallback", "Tool", "ToolFactory", "ToolRegistry", "tool"),
     "_storage.transfer": ("ImportReport", "SessionImporter", "export_sessions", "import_sessions"),
 }

@@ -2,6 +2,7 @@
 
     ChatShellError                 base of everything chat-shell raises on purpose
     ├── UserError                  misuse or bad configuration; the message says how to fix it
+    │   └── AmbiguousSessionError  a session-id prefix that names more than one session
     ├── ModelError                 the provider failed; ``code`` says how (``MODEL_ERROR_CODES``),
     │                              ``retryable`` whether a second try may help
     ├── ToolError                  a tool failed or was called wrongly
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 __all__ = [
     "MODEL_ERROR_CODES",
+    "AmbiguousSessionError",
     "ChatShellError",
     "ModelError",
     "NotFoundError",
@@ -39,6 +41,17 @@ class UserError(ChatShellError):
     """Misuse or bad configuration: the message says what to change."""
 
     code = "user_error"
+
+
+class AmbiguousSessionError(UserError):
+    """A session-id prefix matches more than one session: ``matches`` holds some of their ids
+    (at most five); giving more of the id picks one."""
+
+    code = "ambiguous_session"
+
+    def __init__(self, message: str, matches: list[str]) -> None:
+        super().__init__(message)
+        self.matches = matches
 
 
 # How a model call failed: the codes of ``ModelError`` (and of the run's ``error`` event), each
