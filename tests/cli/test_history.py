@@ -65,7 +65,9 @@ def test_delete_asks_unless_yes(cli: Run) -> None:
     gone = cli("history", "show", session)
     assert gone.returncode == 2
     assert (
-        gone.stderr.strip() == f"chat-shell: unknown session {session!r} (see `chat-shell history`)"
+        gone.stderr.strip()
+        == f"chat-shell: no session {session!r}, nor one whose id starts with it"
+        " (see `chat-shell history`)"
     )
 
 

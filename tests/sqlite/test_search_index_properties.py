@@ -1,9 +1,10 @@
 """A property of the search index, tested on random sequences (hypothesis, stateful):
 
-whatever appends, clears, truncations, deletes, imports and searches happen, over several sessions and
-through two storages on one file, the file stays sound (``PRAGMA integrity_check``, FTS5's
-``integrity-check``, the index holding exactly the messages at or below its mark) and a search
-finds exactly the messages that a plain scan of what was written finds.
+whatever appends, clears, truncations, deletes, imports and searches happen, over several
+sessions and through two storages on one file, the file stays sound (``PRAGMA
+integrity_check``, FTS5's ``integrity-check``, the index holding exactly the messages at or
+below its mark) and a search finds exactly the messages that a plain scan of what was written
+finds.
 
 A search indexes what waits, so the checks made after every step search through a third,
 read-only storage (it leaves the file as it is: the waiting messages are searched in a

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,6 @@ from ._runtime import (
     run,
     stdin_is_terminal,
     stdout_is_terminal,
-    title_of,
 )
 
 if TYPE_CHECKING:
@@ -137,7 +135,7 @@ async def _query(
     ctrl_c = CtrlC()
     try:
         history = interface.storage.history
-        session_id, existed = await choose_session(history, session, resume)
+        session_id, _ = await choose_session(history, session, resume)
         turn = ChatInput(message=text, session_id=session_id, system_prompt=system, store=store)
         stream = interface.stream_chat(turn)
         for warning in stream.warnings:
@@ -158,9 +156,6 @@ async def _query(
             output = await stream.output()
             if mode == "json":
                 print(output.model_dump_json(indent=2))
-            if store and not existed and output.status != "failed":
-                with contextlib.suppress(Exception):
-                    await history.update_session(session_id, title=title_of(text))
     finally:
         await interface.shutdown()
     code, why = outcome(output, reason)

@@ -498,8 +498,7 @@ class SQLiteHistoryStorage(HistoryStorage):
                     conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
                 else:
                     (last_kept,) = conn.execute(
-                        "SELECT id FROM messages WHERE session_id = ? ORDER BY id"
-                        " LIMIT 1 OFFSET ?",
+                        "SELECT id FROM messages WHERE session_id = ? ORDER BY id LIMIT 1 OFFSET ?",
                         (session_id, keep - 1),
                     ).fetchone()
                     conn.execute(

@@ -21,7 +21,6 @@ from .contract import HistoryStorage, check_keep
 __all__ = ["DocumentHistory", "SessionDocument"]
 
 
-
 class SessionDocument(BaseModel):
     session: SessionInfo
     messages: list[Message]

@@ -176,7 +176,9 @@ class StorageConformance:
 
     @pytest.mark.asyncio
     @pytest.mark.parametrize("keep", [-1, 5, 100, True, 1.0, "2", None])
-    async def test_truncate_refuses_a_bad_count(self, history: HistoryStorage, keep: object) -> None:
+    async def test_truncate_refuses_a_bad_count(
+        self, history: HistoryStorage, keep: object
+    ) -> None:
         await history.append_messages("s1", _turn("x"))
         info = await history.get_session("s1")
         with pytest.raises(UserError):
@@ -205,7 +207,9 @@ class StorageConformance:
 
     @pytest.mark.asyncio
     async def test_truncate_while_others_append(self, history: HistoryStorage) -> None:
-        await history.append_messages("busy", [Message(role="user", content=f"m{i}") for i in range(10)])
+        await history.append_messages(
+            "busy", [Message(role="user", content=f"m{i}") for i in range(10)]
+        )
 
         async def writer() -> None:
             for i in range(10):
@@ -245,7 +249,9 @@ class StorageConformance:
                 Message(role="assistant", content=None, tool_calls=[]),
             ],
         )
-        await history.append_messages("cafe", [Message(role="user", content="A café near the baker's")])
+        await history.append_messages(
+            "cafe", [Message(role="user", content="A café near the baker's")]
+        )
         await history.append_messages("mine", [Message(role="user", content="I bake")], owner="bob")
         found = await history.search("sourdough BAKE")
         assert [(h.session_id, h.message.content) for h in found] == [
