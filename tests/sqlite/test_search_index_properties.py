@@ -145,7 +145,7 @@ class SearchIndexMachine(RuleBasedStateMachine):
             assert list(report.skipped) == [session]
         else:
             assert report.imported == [session]
-            self.sessions[session] = contents
+            self.sessions[session] = [*contents]
 
     @rule(word=st.sampled_from(VOCABULARY), second_writer=st.booleans())
     def search(self, word: str, second_writer: bool) -> None:
