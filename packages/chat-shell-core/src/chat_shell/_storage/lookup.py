@@ -39,10 +39,10 @@ async def find_by_prefix(history: HistoryStorage, id_or_prefix: str) -> SessionI
         if len(page) < _PAGE or len(matches) > _SHOWN_MATCHES:
             break
         offset += _PAGE
-    return one_match(id_or_prefix, matches)
+    return _one_match(id_or_prefix, matches)
 
 
-def one_match(id_or_prefix: str, matches: list[SessionInfo]) -> SessionInfo:
+def _one_match(id_or_prefix: str, matches: list[SessionInfo]) -> SessionInfo:
     """The one session of ``matches`` (those whose id starts with ``id_or_prefix``), else
     the typed error: ``NotFoundError`` for none, ``AmbiguousSessionError`` for several."""
     if not matches:
