@@ -71,7 +71,9 @@ def test_delete_asks_unless_yes(cli: Run) -> None:
     gone = cli("history", "show", session)
     assert gone.returncode == 2
     assert (
-        gone.stderr.strip() == f"chat-shell: unknown session {session!r} (see `chat-shell history`)"
+        gone.stderr.strip()
+        == f"chat-shell: no session {session!r}, nor one whose id starts with it"
+        " (see `chat-shell history`)"
     )
 
 
@@ -118,3 +120,48 @@ def test_remote_storage_without_a_url_says_what_to_set(cli: Run) -> None:
     assert result.returncode == 2
     assert "storage_url" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_query_titles_its_session_in_core(cli: Run) -> None:
+    session = _session(cli, "\nWhich rivers cross Paris?\nonly the big ones")
+    [info] = json.loads(cli("history", "--json").stdout)
+    assert (info["id"], info["title"]) == (session, "Which rivers cross Paris?")
+    _session_in(cli, session, "and Lyon?")
+    [info] = json.loads(cli("history", "--json").stdout)
+    assert info["title"] == "Which rivers cross Paris?"
+
+
+def test_retry_drops_the_last_question_and_its_answer_in_one_step(cli: Run) -> None:
+    session = _session(cli, "first question")
+    _session_in(cli, session, "second question")
+    result = cli("chat", "--session", session, input="/retry\n")
+    assert result.returncode == 0, result.stderr
+    assert "retrying: second question" in result.stderr
+    data = json.loads(cli("history", "show", session, "--json").stdout)
+    assert [m["content"] for m in data["messages"]] == [
+        "first question",
+        "echo: first question",
+        "second question",
+        "echo: second question",
+    ]
+    assert data["session"]["message_count"] == 4
+
+
+def test_an_ambiguous_or_unknown_prefix_is_one_line_and_exit_2(cli: Run) -> None:
+    for name in ("trip-lisbon", "trip-porto"):
+        assert cli("query", "--session", name, "hello").returncode == 0
+    ambiguous = cli("history", "show", "trip")
+    assert ambiguous.returncode == 2
+    assert ambiguous.stderr.strip() == (
+        "chat-shell: session id 'trip' is ambiguous: trip-lisbon, trip-porto start with it;"
+        " give more of the id"
+    )
+    assert cli("history", "show", "trip-p").returncode == 0
+    assert cli("query", "--session", "trip", "again").returncode == 2
+    assert cli("history", "delete", "nope", "--yes").returncode == 2
+    assert len(json.loads(cli("history", "--json").stdout)) == 2
+
+
+def _session_in(cli: Run, session: str, message: str) -> None:
+    result = cli("query", "--session", session, message)
+    assert result.returncode == 0, result.stderr

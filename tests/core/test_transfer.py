@@ -183,6 +183,9 @@ class _PlainHistory(HistoryStorage):
     async def clear_history(self, session_id: str) -> None:
         await self.inner.clear_history(session_id)
 
+    async def truncate_history(self, session_id: str, keep: int) -> None:
+        await self.inner.truncate_history(session_id, keep)
+
     async def get_session(self, session_id: str) -> SessionInfo:
         return await self.inner.get_session(session_id)
 

@@ -33,6 +33,7 @@ SCENARIO: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/api/v1/sessions/{session_id}/messages", {}),
     ("GET", "/api/v1/sessions/{session_id}/messages", {"params": {"limit": 5}}),
     ("DELETE", "/api/v1/sessions/{session_id}/messages", {}),
+    ("POST", "/api/v1/sessions/{session_id}/messages/truncate", {"json": {"keep": 0}}),
     ("GET", "/v1/response/{subtask_id}", {}),
     ("GET", "/v1/response/{subtask_id}", {"params": {"stream": "true"}}),
     (
@@ -59,6 +60,7 @@ SCENARIO: list[tuple[str, str, dict[str, Any]]] = [
         {"json": {"messages": [{"role": "user", "content": "b three"}], "owner": "bee"}},
     ),
     ("GET", "/api/v1/sessions/{session_id}/messages", {}),
+    ("POST", "/api/v1/sessions/{session_id}/messages/truncate", {"json": {"keep": 1}}),
     ("PATCH", "/api/v1/sessions/{session_id}", {"json": {"title": "mine"}}),
     ("GET", "/api/v1/sessions/{session_id}", {}),
     ("GET", "/api/v1/sessions", {"params": {"owner": "bee"}}),

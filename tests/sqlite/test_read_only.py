@@ -38,6 +38,7 @@ WRITES: dict[str, Write] = {
     "append": lambda h: h.append_messages("trip", [Message(role="user", content="x")]),
     "append to a new session": lambda h: h.append_messages("new", [Message(role="user")]),
     "clear": lambda h: h.clear_history("trip"),
+    "truncate": lambda h: h.truncate_history("trip", 1),
     "delete": lambda h: h.delete_session("cook"),
     "update": lambda h: h.update_session("trip", title="New"),
     "import": lambda h: h.import_session(SessionInfo(id="new", created_at=0, updated_at=0), []),

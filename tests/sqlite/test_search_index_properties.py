@@ -1,9 +1,10 @@
 """A property of the search index, tested on random sequences (hypothesis, stateful):
 
-whatever appends, clears, deletes, imports and searches happen, over several sessions and
-through two storages on one file, the file stays sound (``PRAGMA integrity_check``, FTS5's
-``integrity-check``, the index holding exactly the messages at or below its mark) and a search
-finds exactly the messages that a plain scan of what was written finds.
+whatever appends, clears, truncations, deletes, imports and searches happen, over several
+sessions and through two storages on one file, the file stays sound (``PRAGMA
+integrity_check``, FTS5's ``integrity-check``, the index holding exactly the messages at or
+below its mark) and a search finds exactly the messages that a plain scan of what was written
+finds.
 
 A search indexes what waits, so the checks made after every step search through a third,
 read-only storage (it leaves the file as it is: the waiting messages are searched in a
@@ -41,7 +42,8 @@ SEARCH_ALL = 100_000
 
 
 class SearchIndexMachine(RuleBasedStateMachine):
-    """The model: each session's contents in order; each content ends in a unique tag."""
+    """The model: each session's contents in order (``None`` for a message without content);
+    each content ends in a unique tag."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,7 +55,7 @@ class SearchIndexMachine(RuleBasedStateMachine):
         self.reader = SQLiteStorage(path=self.db, read_only=True)
         for storage in (self.writer, self.other, self.reader):
             self.run(storage.initialize())
-        self.sessions: dict[str, list[str]] = {}
+        self.sessions: dict[str, list[str | None]] = {}
         self.tags = 0
 
     def run(self, step: Coroutine[Any, Any, T]) -> T:
@@ -78,7 +80,7 @@ class SearchIndexMachine(RuleBasedStateMachine):
             content
             for contents in self.sessions.values()
             for content in contents
-            if word in words(content)
+            if content is not None and word in words(content)
         )
 
     @staticmethod
@@ -99,13 +101,23 @@ class SearchIndexMachine(RuleBasedStateMachine):
     def append_without_content(self, session: str) -> None:
         # a message with no content (an assistant's tool call) is never in the index
         self.run(self.writer.history.append_messages(session, [Message(role="assistant")]))
-        self.sessions.setdefault(session, [])
+        self.sessions.setdefault(session, []).append(None)
 
     @rule(session=st.sampled_from(SESSIONS))
     def clear(self, session: str) -> None:
         self.run(self.writer.history.clear_history(session))
         if session in self.sessions:
             self.sessions[session] = []
+
+    @precondition(lambda self: bool(self.sessions))
+    @rule(data=st.data(), second_writer=st.booleans())
+    def truncate(self, data: st.DataObject, second_writer: bool) -> None:
+        # cutting the newest messages frees their ids for the next inserts, as deletes do
+        session = data.draw(st.sampled_from(sorted(self.sessions)))
+        keep = data.draw(st.integers(0, len(self.sessions[session])))
+        storage = self.other if second_writer else self.writer
+        self.run(storage.history.truncate_history(session, keep))
+        del self.sessions[session][keep:]
 
     @rule(session=st.sampled_from(SESSIONS), second_writer=st.booleans())
     def delete(self, session: str, second_writer: bool) -> None:
@@ -133,7 +145,7 @@ class SearchIndexMachine(RuleBasedStateMachine):
             assert list(report.skipped) == [session]
         else:
             assert report.imported == [session]
-            self.sessions[session] = contents
+            self.sessions[session] = [*contents]
 
     @rule(word=st.sampled_from(VOCABULARY), second_writer=st.booleans())
     def search(self, word: str, second_writer: bool) -> None:
@@ -147,7 +159,8 @@ class SearchIndexMachine(RuleBasedStateMachine):
         session = data.draw(st.sampled_from(sorted(self.sessions)))
         word = data.draw(st.sampled_from(VOCABULARY))
         hits = self.run(self.writer.search(word, session_id=session, limit=SEARCH_ALL))
-        assert self.found(hits) == sorted(c for c in self.sessions[session] if word in words(c))
+        expected = sorted(c for c in self.sessions[session] if c is not None and word in words(c))
+        assert self.found(hits) == expected
 
     @invariant()
     def file_and_index_are_sound(self) -> None:

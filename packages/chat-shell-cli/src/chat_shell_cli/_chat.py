@@ -14,7 +14,7 @@ from chat_shell import default_home, load_settings
 
 from ._agent_setup import check_requested, make_interface, select_tools, toolset_warnings
 from ._exit import EXIT_OK
-from ._runtime import CtrlC, choose_session, plural, stdin_is_terminal, title_of
+from ._runtime import CtrlC, choose_session, plural, stdin_is_terminal
 from ._typeahead import TypeAhead
 
 if TYPE_CHECKING:
@@ -176,7 +176,6 @@ class ChatSession:
         self.renderer: PlainRenderer | RichRenderer | None = None
         self.model = settings.model
         self.session_id = ""
-        self.titled = True
         self.interface: DirectChatInterface | None = None
 
     # -- output ------------------------------------------------------------------------------------
@@ -240,7 +239,6 @@ class ChatSession:
                 print(f"chat-shell: warning: {warning}", file=sys.stderr, flush=True)
             history = interface.storage.history
             self.session_id, existed = await choose_session(history, session, resume)
-            self.titled = existed
             state = "continued" if existed else "new"
             self.say(
                 f"chat-shell · {self.model} · session {self.session_id} ({state})"
@@ -301,12 +299,6 @@ class ChatSession:
         elif output.status == "incomplete":
             why = output.reason or "a limit stopped the run"
             self.say(f"the answer is incomplete: {why}", "yellow")
-        if output.status != "failed" and not self.titled:
-            self.titled = True
-            with contextlib.suppress(ChatShellError):
-                await self.interface.storage.history.update_session(
-                    self.session_id, title=title_of(text)
-                )
 
     # -- slash commands --------------------------------------------------------------------------
 
@@ -393,20 +385,19 @@ class ChatSession:
 
     async def _new(self, argument: str) -> None:
         self.session_id = str(uuid.uuid4())
-        self.titled = False
         self.reply(f"new session {self.session_id}", "dim")
 
     async def _retry(self, argument: str) -> None:
+        from chat_shell import session_title
+
         assert self.interface is not None
-        history = self.interface.storage.history
-        messages = await history.get_history(self.session_id)
+        messages = await self.interface.get_history(self.session_id)
         last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
         if last is None:
             self.reply("nothing to retry yet", "dim")
             return
         question = messages[last].content or ""
-        await history.clear_history(self.session_id)
-        if last:
-            await history.append_messages(self.session_id, messages[:last])
-        self.say(f"retrying: {title_of(question)}")
+        # The question and everything after it go in one step; the turn asks it again.
+        await self.interface.truncate_history(self.session_id, last)
+        self.say(f"retrying: {session_title(question)}")
         await self.turn(question)

@@ -148,14 +148,10 @@ def search(text: str, *, limit: int, json_output: bool, storage: str | None) -> 
     settings = load_settings(storage=storage)
 
     async def use(history: HistoryStorage) -> list[dict[str, Any]]:
-        finder = getattr(history, "search", None)
-        if finder is not None:
-            hits = await finder(text, limit=limit)
-            return [
-                {"session_id": hit.session_id, "role": hit.message.role, "snippet": hit.snippet}
-                for hit in hits
-            ]
-        return await _scan(history, text, limit)
+        return [
+            {"session_id": hit.session_id, "role": hit.message.role, "snippet": hit.snippet}
+            for hit in await history.search(text, limit=limit)
+        ]
 
     hits = asyncio.run(with_history(settings, use, reading=True))
     if json_output:
@@ -169,7 +165,7 @@ def search(text: str, *, limit: int, json_output: bool, storage: str | None) -> 
     ]
     lines = table(rows, ["SESSION", "ROLE", "MATCH"])
     if not stdout_is_terminal():
-        print(lines)  # the index's **match** marks stay: they say where the words are
+        print(lines)  # the **match** marks stay: they say where the words are
         return EXIT_OK
     from rich.console import Console
 
@@ -180,36 +176,13 @@ def search(text: str, *, limit: int, json_output: bool, storage: str | None) -> 
 
 
 def _marked(line: str) -> Text:
-    """``a **b** c`` with ``b`` in bold: the full-text index marks each match with ``**``."""
+    """``a **b** c`` with ``b`` in bold: a search marks each match with ``**``."""
     from rich.text import Text
 
     text = Text()
     for i, part in enumerate(line.split("**")):
         text.append(part, style="bold" if i % 2 else "")
     return text
-
-
-async def _scan(history: HistoryStorage, text: str, limit: int) -> list[dict[str, Any]]:
-    """Search for backends without an index: every word, case ignored, newest sessions first."""
-    words = text.lower().split()
-    hits: list[dict[str, Any]] = []
-    offset = 0
-    while len(hits) < limit:
-        page = await history.list_sessions(limit=100, offset=offset)
-        for info in page:
-            for message in await history.get_history(info.id):
-                content = message.content or ""
-                lowered = content.lower()
-                if words and all(word in lowered for word in words):
-                    start = max(lowered.find(words[0]) - 40, 0)
-                    snippet = ("…" if start else "") + content[start : start + 120]
-                    hits.append({"session_id": info.id, "role": message.role, "snippet": snippet})
-                    if len(hits) >= limit:
-                        return hits
-        if len(page) < 100:
-            break
-        offset += 100
-    return hits
 
 
 def delete(session_id: str, *, yes: bool, storage: str | None) -> int:

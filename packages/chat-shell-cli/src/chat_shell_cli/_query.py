@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ from ._agent_setup import (
     toolset_warnings,
 )
 from ._exit import CLIError
-from ._runtime import CtrlC, choose_session, stdin_is_terminal, stdout_is_terminal, title_of
+from ._runtime import CtrlC, choose_session, stdin_is_terminal, stdout_is_terminal
 
 if TYPE_CHECKING:
     from chat_shell import ChatEvent, Settings
@@ -144,7 +143,7 @@ async def _query(
             print(f"chat-shell: warning: {warning}", file=sys.stderr, flush=True)
         check_requested(settings, tool_names, interface)
         history = interface.storage.history
-        session_id, existed = await choose_session(history, session, resume)
+        session_id, _ = await choose_session(history, session, resume)
         turn = ChatInput(message=text, session_id=session_id, system_prompt=system, store=store)
         stream = interface.stream_chat(turn)
         for warning in stream.warnings:
@@ -165,9 +164,6 @@ async def _query(
             output = await stream.output()
             if mode == "json":
                 print(output.model_dump_json(indent=2))
-            if store and not existed and output.status != "failed":
-                with contextlib.suppress(Exception):
-                    await history.update_session(session_id, title=title_of(text))
     finally:
         await interface.shutdown()
     code, why = outcome(output, reason)

@@ -48,39 +48,24 @@ async def with_history(
 
 
 async def find_session(history: HistoryStorage, session_id: str) -> SessionInfo:
-    """The session named by its id or by a unique prefix of it; ``NotFoundError`` otherwise."""
+    """``history.find_session``, its not-found message pointing to ``chat-shell history``."""
     from chat_shell import NotFoundError
 
-    found = await match_session(history, session_id)
-    if found is None:
-        raise NotFoundError(f"unknown session {session_id!r} (see `chat-shell history`)")
-    return found
+    try:
+        return await history.find_session(session_id)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc.message} (see `chat-shell history`)") from exc
 
 
 async def match_session(history: HistoryStorage, session_id: str) -> SessionInfo | None:
-    """The session with this id, else the one whose id starts with it, else ``None``;
-    ``UserError`` for an id that is not valid, ``NotFoundError`` for an ambiguous prefix."""
-    from chat_shell import NotFoundError, validate_session_id
+    """The session ``history.find_session`` finds (by id or unique prefix), or ``None`` when
+    there is none; an ambiguous prefix or a bad id raise, as there."""
+    from chat_shell import NotFoundError
 
-    validate_session_id(session_id)
     try:
-        return await history.get_session(session_id)
+        return await history.find_session(session_id)
     except NotFoundError:
-        pass
-    matches: list[SessionInfo] = []
-    offset = 0
-    while True:
-        page = await history.list_sessions(limit=200, offset=offset)
-        matches += [info for info in page if info.id.startswith(session_id)]
-        if len(page) < 200 or len(matches) > 1:
-            break
-        offset += 200
-    if len(matches) > 1:
-        raise NotFoundError(
-            f"session id {session_id!r} is ambiguous: it starts "
-            + ", ".join(info.id for info in matches[:5])
-        )
-    return matches[0] if matches else None
+        return None
 
 
 async def last_session(history: HistoryStorage) -> SessionInfo:
@@ -135,11 +120,6 @@ class CtrlC:
 def plural(count: int, noun: str) -> str:
     """``1 session``, ``2 sessions``, ``0 sessions``."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def title_of(message: str) -> str:
-    line = next((part.strip() for part in message.splitlines() if part.strip()), "")
-    return line if len(line) <= 60 else line[:59] + "…"
 
 
 def stdin_is_terminal() -> bool:

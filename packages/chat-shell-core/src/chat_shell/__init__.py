@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     )
     from ._errors import (
         MODEL_ERROR_CODES as MODEL_ERROR_CODES,
+        AmbiguousSessionError as AmbiguousSessionError,
         ChatShellError as ChatShellError,
         ModelError as ModelError,
         NotFoundError as NotFoundError,
@@ -98,6 +99,7 @@ if TYPE_CHECKING:
     )
     from ._storage.contract import (
         HistoryStorage as HistoryStorage,
+        SearchHit as SearchHit,
         StorageProvider as StorageProvider,
     )
     from ._storage.json_files import JSONStorage as JSONStorage
@@ -111,6 +113,7 @@ if TYPE_CHECKING:
         RemoteHistoryStorage as RemoteHistoryStorage,
         RemoteStorage as RemoteStorage,
     )
+    from ._storage.titles import session_title as session_title
     from ._storage.transfer import (
         ImportReport as ImportReport,
         SessionImporter as SessionImporter,
@@ -135,6 +138,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_config": ("ModelConfig", "Settings", "default_home", "load_settings"),
     "_errors": (
         "MODEL_ERROR_CODES",
+        "AmbiguousSessionError",
         "ChatShellError",
         "ModelError",
         "NotFoundError",
@@ -184,7 +188,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_runs.contract": ("RunInfo", "RunStore"),
     "_runs.memory": ("MemoryRunStore",),
     "_runs.plugins": ("available_run_stores", "create_run_store", "run_store_from_settings"),
-    "_storage.contract": ("HistoryStorage", "StorageProvider"),
+    "_storage.contract": ("HistoryStorage", "SearchHit", "StorageProvider"),
+    "_storage.titles": ("session_title",),
     "_tools": (
         "ApprovalCallback",
         "Tool",

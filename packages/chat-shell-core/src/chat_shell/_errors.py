@@ -3,6 +3,7 @@
     class                          code              what it means
     ChatShellError                 internal_error    base of everything chat-shell raises on purpose
     ├── UserError                  user_error        misuse or bad configuration; says how to fix it
+    │   └── AmbiguousSessionError  ambiguous_session a session-id prefix naming several sessions
     ├── SessionBusyError           session_busy      the session has a run in progress (``run_id``)
     ├── ModelError                 model_error       the provider failed; an error's ``code`` says
     │                                                how (``MODEL_ERROR_CODES``), ``retryable``
@@ -25,6 +26,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "MODEL_ERROR_CODES",
+    "AmbiguousSessionError",
     "ChatShellError",
     "ModelError",
     "NotFoundError",
@@ -102,6 +104,17 @@ class SessionBusyError(ChatShellError):
         )
         self.session_id = session_id
         self.run_id = run_id
+
+
+class AmbiguousSessionError(UserError):
+    """A session-id prefix matches more than one session: ``matches`` holds some of their ids
+    (at most five); giving more of the id picks one."""
+
+    code = "ambiguous_session"
+
+    def __init__(self, message: str, matches: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.matches = matches or []
 
 
 # How a model call failed: the codes of ``ModelError`` (and of the run's ``error`` event), each

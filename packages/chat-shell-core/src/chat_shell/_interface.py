@@ -20,7 +20,7 @@ from ._messages import Message, SessionInfo, validate_session_id
 from ._models.backend import ModelBackend
 from ._models.router import ModelRouter, ModelSpec
 from ._runs.run import AgentRun
-from ._storage.contract import StorageProvider
+from ._storage.contract import SearchHit, StorageProvider
 from ._storage.plugins import create_storage
 from ._tools import ApprovalCallback, Tool, ToolRegistry, Toolset
 
@@ -439,6 +439,23 @@ class DirectChatInterface(ChatInterface):
     async def delete_session(self, session_id: str) -> None:
         await self.initialize()
         await self.storage.history.delete_session(session_id)
+
+    async def truncate_history(self, session_id: str, keep: int) -> None:
+        """Keep the session's first ``keep`` messages, remove the rest, in one step
+        (``HistoryStorage.truncate_history``)."""
+        await self.initialize()
+        await self.storage.history.truncate_history(session_id, keep)
+
+    async def find_session(self, id_or_prefix: str) -> SessionInfo:
+        """The session with this id, or the one whose id starts with it
+        (``HistoryStorage.find_session``)."""
+        await self.initialize()
+        return await self.storage.history.find_session(id_or_prefix)
+
+    async def search(self, text: str, *, limit: int = 20) -> list[SearchHit]:
+        """Messages holding every word of ``text`` (``HistoryStorage.search``)."""
+        await self.initialize()
+        return await self.storage.history.search(text, limit=limit)
 
     async def shutdown(self) -> None:
         """Cancel runs still going (their partial answers are stored), close storage and clients."""

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Response
 
 from ._deps import CurrentPrincipal, SessionId, State
 from ._errors import ErrorBody
-from ._schemas import AppendMessages, MessageList, SessionList, SessionUpdate
+from ._schemas import AppendMessages, MessageList, SessionList, SessionUpdate, TruncateHistory
 
 __all__ = ["router"]
 
@@ -115,3 +115,18 @@ async def storage_clear_history(
     key, info = await state.find_session(session_id, principal)
     if info is not None:
         await state.history.clear_history(key)
+
+
+@router.post(
+    "/sessions/{session_id}/messages/truncate",
+    status_code=204,
+    response_class=Response,
+    responses=_ERRORS,
+)
+async def storage_truncate_history(
+    session_id: SessionId, body: TruncateHistory, state: State, principal: CurrentPrincipal
+) -> None:
+    """`truncate_history(session_id, keep)`: the first `keep` messages stay, the rest go, in one
+    step; 400 if the session has fewer than `keep`, 404 if it does not exist."""
+    key, _ = await state.session_for(session_id, principal)
+    await state.history.truncate_history(key, body.keep)

@@ -20,6 +20,7 @@ __all__ = [
     "ServerConfig",
     "SessionList",
     "SessionUpdate",
+    "TruncateHistory",
 ]
 
 
@@ -153,6 +154,12 @@ class AppendMessages(BaseModel):
         max_length=200,
         description="recorded when this append creates the session",
     )
+
+
+class TruncateHistory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keep: int = Field(ge=0, strict=True, description="how many of the first messages stay")
 
 
 class SessionUpdate(BaseModel):

@@ -9,8 +9,10 @@ Registered as the ``sqlite`` backend of the ``chat_shell.storage`` entry-point g
 
 from importlib.metadata import PackageNotFoundError, version
 
+from chat_shell import SearchHit  # kept here for code written before it moved to core
+
 from ._migrations import LATEST_VERSION as SCHEMA_VERSION
-from ._storage import SearchHit, SQLiteHistoryStorage, SQLiteStorage, Synchronous
+from ._storage import SQLiteHistoryStorage, SQLiteStorage, Synchronous
 
 try:
     __version__ = version("chat-shell-sqlite")

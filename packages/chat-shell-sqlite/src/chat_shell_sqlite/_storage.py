@@ -18,6 +18,7 @@ from chat_shell import (
     ImportReport,
     Message,
     NotFoundError,
+    SearchHit,
     SessionInfo,
     StorageError,
     StorageProvider,
@@ -27,14 +28,14 @@ from chat_shell import (
     import_sessions,
     validate_session_id,
 )
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ._errors import storage_error
 from ._migrations import check_current, migrate
 from ._search_index import index_due, index_for_search, index_waiting_apart, problems, waiting
 from ._worker import Worker
 
-__all__ = ["SQLiteHistoryStorage", "SQLiteStorage", "SearchHit", "Synchronous"]
+__all__ = ["SQLiteHistoryStorage", "SQLiteStorage", "Synchronous"]
 
 T = TypeVar("T")
 
@@ -57,15 +58,6 @@ _TOUCH_SESSION = (
     " message_count = message_count + excluded.message_count"
 )
 _MessageRow = tuple[str, str | None, str | None, str | None, str | None, float, str]
-
-
-class SearchHit(BaseModel):
-    """One message matching a ``search``: its session, the message, and a snippet of the match
-    with the matched words between ``**``."""
-
-    session_id: str
-    message: Message
-    snippet: str
 
 
 # -- opening -------------------------------------------------------------------------------------
@@ -480,6 +472,46 @@ class SQLiteHistoryStorage(HistoryStorage):
 
         await self._run_write(write)
 
+    async def truncate_history(self, session_id: str, keep: int) -> None:
+        validate_session_id(session_id)
+        if isinstance(keep, bool) or not isinstance(keep, int):
+            raise UserError(f"keep must be a whole number of messages (got {keep!r})")
+        if keep < 0:
+            raise UserError(f"keep must be 0 or more (got {keep})")
+
+        def write(conn: sqlite3.Connection) -> None:
+            # One transaction: the check, the delete (its trigger takes the messages out of the
+            # search index and keeps the index mark at or below the newest message) and the
+            # count. Raising inside it rolls it all back.
+            with _write(conn):
+                row = conn.execute(
+                    "SELECT message_count FROM sessions WHERE id = ?", (session_id,)
+                ).fetchone()
+                if row is None:
+                    raise NotFoundError(f"no session {session_id!r}")
+                count = int(row[0])
+                if keep > count:
+                    raise UserError(f"cannot keep {keep} messages: the session has {count}")
+                if keep == count:
+                    return
+                if keep == 0:
+                    conn.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+                else:
+                    (last_kept,) = conn.execute(
+                        "SELECT id FROM messages WHERE session_id = ? ORDER BY id LIMIT 1 OFFSET ?",
+                        (session_id, keep - 1),
+                    ).fetchone()
+                    conn.execute(
+                        "DELETE FROM messages WHERE session_id = ? AND id > ?",
+                        (session_id, last_kept),
+                    )
+                conn.execute(
+                    "UPDATE sessions SET message_count = ?, updated_at = ? WHERE id = ?",
+                    (keep, time.time(), session_id),
+                )
+
+        await self._run_write(write)
+
     def _get(self, conn: sqlite3.Connection, session_id: str) -> SessionInfo:
         row = conn.execute(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?",  # noqa: S608
@@ -557,7 +589,7 @@ class SQLiteHistoryStorage(HistoryStorage):
 
         await self._run_write(write)
 
-    # -- beyond the base interface ---------------------------------------------------------------
+    # -- answered from the file's own indexes -------------------------------------------------
 
     async def search(
         self,
@@ -567,8 +599,9 @@ class SQLiteHistoryStorage(HistoryStorage):
         owner: str | None = None,
         session_id: str | None = None,
     ) -> list[SearchHit]:
-        """Messages whose content contains every word of ``text`` (case and accents ignored),
-        best matches first; optionally only ``owner``'s sessions or one session."""
+        """``HistoryStorage.search`` from the full-text index: messages whose content contains
+        every word of ``text`` (case and accents ignored), best matches first; optionally only
+        ``owner``'s sessions or one session."""
         query = _fts_query(text)
         _check_paging(limit, 0)
         if session_id is not None:

@@ -24,6 +24,7 @@ from .._models.backend import (
 from .._models.router import ModelSpec
 from .._runs.run import AgentRun, RunState
 from .._storage.contract import HistoryStorage
+from .._storage.titles import title_untitled
 from .._tools import ApprovalCallback, Tool, current_owner, parse_arguments
 
 __all__ = ["ChatAgent", "ModelChoice", "RunPlan"]
@@ -174,6 +175,16 @@ class ChatAgent:
         if plan.store and messages:
             await self.storage.append_messages(plan.session_id, messages, owner=plan.owner)
 
+    async def _store_opening(self, plan: RunPlan, first: bool) -> None:
+        """Store the turn's own messages; when they are the session's first, title it after
+        them (unless it has a title): whichever mode started the session, it gets one."""
+        await self._store(plan, plan.new_messages)
+        if plan.store and first:
+            try:
+                await title_untitled(self.storage, plan.session_id, plan.new_messages)
+            except ChatShellError as exc:  # the turn goes on; only its title is missing
+                logger.warning("could not title session %s: %s", plan.session_id, exc.message)
+
     def _complete(self, run: AgentRun, state: RunState, reason: str | None = None) -> None:
         data: dict[str, Any] = {
             "status": state,
@@ -212,7 +223,7 @@ class ChatAgent:
                 )
                 # Written while the model is already being asked: it shortens the time to the
                 # first token; it is awaited before anything else of the turn is stored.
-                user_stored = asyncio.ensure_future(self._store(plan, plan.new_messages))
+                user_stored = asyncio.ensure_future(self._store_opening(plan, not history))
                 conversation: list[Message] = []
                 if plan.system_prompt:
                     conversation.append(Message(role="system", content=plan.system_prompt))

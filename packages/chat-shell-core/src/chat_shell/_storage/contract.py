@@ -6,9 +6,33 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
+from .._errors import UserError
 from .._messages import Message, SessionInfo
 
-__all__ = ["HistoryStorage", "StorageProvider"]
+__all__ = ["HistoryStorage", "SearchHit", "StorageProvider", "check_keep"]
+
+
+def check_keep(keep: object, count: int | None = None) -> int:
+    """``keep`` of ``truncate_history``: an ``int`` from 0 to ``count`` (when known), else
+    ``UserError``."""
+    if isinstance(keep, bool) or not isinstance(keep, int):
+        raise UserError(f"keep must be a whole number of messages (got {keep!r})")
+    if keep < 0:
+        raise UserError(f"keep must be 0 or more (got {keep})")
+    if count is not None and keep > count:
+        raise UserError(f"cannot keep {keep} messages: the session has {count}")
+    return keep
+
+
+class SearchHit(BaseModel):
+    """One message matching a ``search``: its session, the message, and a snippet of the match
+    with the matched words between ``**``."""
+
+    session_id: str
+    message: Message
+    snippet: str
 
 
 class HistoryStorage(ABC):
@@ -40,6 +64,26 @@ class HistoryStorage(ABC):
         """Remove every message of the session; the session itself stays (with no messages)."""
 
     @abstractmethod
+    async def truncate_history(self, session_id: str, keep: int) -> None:
+        """Keep the session's first ``keep`` messages and remove the rest, in one atomic step.
+
+        - ``keep`` is an ``int`` from 0 to the session's message count; anything else (a
+          negative number, more than the session holds, a ``bool`` or a non-integer) raises
+          ``UserError`` and changes nothing. ``NotFoundError`` if the session does not exist.
+        - Atomic: a reader sees the whole history before or the kept messages after, never a
+          part of the removal; if it fails, nothing is removed. Messages appended afterwards
+          follow the kept ones.
+        - The session stays with everything else it has (title, owner, metadata, created_at);
+          ``message_count`` becomes ``keep``. If anything was removed, ``updated_at`` is now;
+          with ``keep`` equal to the message count, nothing changes at all (so calling it twice
+          is the same as once).
+        - Removed messages are gone from every index of the backend: ``search`` no longer
+          finds them.
+
+        ``truncate_history(id, 0)`` is ``clear_history`` for a session that exists.
+        """
+
+    @abstractmethod
     async def get_session(self, session_id: str) -> SessionInfo:
         """The session's info; ``NotFoundError`` if it does not exist."""
 
@@ -62,6 +106,41 @@ class HistoryStorage(ABC):
     @abstractmethod
     async def delete_session(self, session_id: str) -> None:
         """Delete the session and all its messages; ``NotFoundError`` if it does not exist."""
+
+    # -- built on the methods above; a backend may answer them faster ------------------------
+
+    async def find_session(self, id_or_prefix: str) -> SessionInfo:
+        """The session with this id, else the one session whose id starts with it.
+
+        ``UserError`` for text that is not a valid session id, ``NotFoundError`` when no session
+        matches, ``AmbiguousSessionError`` (a ``UserError``, with ``matches``) when several do.
+        An exact id always wins over longer ids that start with it.
+        """
+        from .lookup import find_by_prefix
+
+        return await find_by_prefix(self, id_or_prefix)
+
+    async def search(
+        self,
+        text: str,
+        *,
+        limit: int = 20,
+        owner: str | None = None,
+        session_id: str | None = None,
+    ) -> list[SearchHit]:
+        """Messages whose content holds every word of ``text``, at most ``limit`` of them;
+        optionally only ``owner``'s sessions, or one session.
+
+        Words are runs of letters and digits; case and accents are ignored and a word matches
+        whole words only (``bake`` does not find ``baker``). Operators of any query language in
+        ``text`` are plain text. ``UserError`` if ``text`` has no word, or for a negative
+        ``limit``. The order is the backend's best first; this default, which reads every
+        session, gives the most recently updated sessions first, each session's messages in
+        order. Backends with an index (sqlite) answer from it.
+        """
+        from .lookup import scan_for_words
+
+        return await scan_for_words(self, text, limit=limit, owner=owner, session_id=session_id)
 
 
 class StorageProvider(ABC):

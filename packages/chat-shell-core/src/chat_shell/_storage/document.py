@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from .._errors import NotFoundError
 from .._messages import Message, SessionInfo, validate_session_id
-from .contract import HistoryStorage
+from .contract import HistoryStorage, check_keep
 
 __all__ = ["DocumentHistory", "SessionDocument"]
 
@@ -89,6 +89,19 @@ class DocumentHistory(HistoryStorage):
                 return
             document.messages.clear()
             document.session.message_count = 0
+            document.session.updated_at = time.time()
+            await self._save(document)
+
+    async def truncate_history(self, session_id: str, keep: int) -> None:
+        validate_session_id(session_id)
+        check_keep(keep)
+        async with self._write_lock():
+            document = await self._require(session_id)
+            check_keep(keep, len(document.messages))
+            if keep == len(document.messages):
+                return
+            del document.messages[keep:]
+            document.session.message_count = keep
             document.session.updated_at = time.time()
             await self._save(document)
 

@@ -1,9 +1,9 @@
 """History kept by a chat-shell server: the client of its remote-storage protocol.
 
 Every ``HistoryStorage`` method is one HTTP call under ``{url}/api/v1/sessions`` (see
-docs/http.md, "Remote storage"). Idempotent calls (GET, PATCH, DELETE) are retried on
-connection failures and 502/503/504 answers; an append (POST) is not, so it is never stored
-twice. httpx is imported when the backend is opened.
+docs/http.md, "Remote storage"). Idempotent calls (GET, PATCH, DELETE, and the truncation)
+are retried on connection failures and 502/503/504 answers; an append is not, so it is never
+stored twice. httpx is imported when the backend is opened.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import NotFoundError, StorageError, UserError
 from .._messages import Message, SessionInfo, validate_session_id
-from .contract import HistoryStorage, StorageProvider
+from .contract import HistoryStorage, StorageProvider, check_keep
 
 if TYPE_CHECKING:
     import httpx
@@ -40,10 +40,11 @@ class RemoteHistoryStorage(HistoryStorage):
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
+        idempotent: bool = False,
     ) -> Any:
         import httpx
 
-        attempts = self._retries + 1 if method in _IDEMPOTENT else 1
+        attempts = self._retries + 1 if idempotent or method in _IDEMPOTENT else 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
@@ -109,6 +110,11 @@ class RemoteHistoryStorage(HistoryStorage):
 
     async def clear_history(self, session_id: str) -> None:
         await self._call("DELETE", self._session(session_id) + "/messages")
+
+    async def truncate_history(self, session_id: str, keep: int) -> None:
+        path = self._session(session_id) + "/messages/truncate"
+        # Keeping the first ``keep`` again changes nothing, so a retry is safe.
+        await self._call("POST", path, json={"keep": check_keep(keep)}, idempotent=True)
 
     async def get_session(self, session_id: str) -> SessionInfo:
         return SessionInfo.model_validate(await self._call("GET", self._session(session_id)))

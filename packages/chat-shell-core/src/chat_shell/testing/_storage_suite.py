@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from .._errors import NotFoundError, UserError
+from .._errors import AmbiguousSessionError, NotFoundError, UserError
 from .._messages import Message, ToolCall
 from .._storage.contract import HistoryStorage, StorageProvider
 
@@ -132,6 +132,144 @@ class StorageConformance:
         assert await history.get_history("s1") == []
         assert (await history.get_session("s1")).message_count == 0
         assert len(await history.get_history("s2")) == 4
+
+    @pytest.mark.asyncio
+    async def test_truncate_keeps_the_first_messages(self, history: HistoryStorage) -> None:
+        await history.append_messages("s1", _turn("first") + _turn("second"))
+        await history.append_messages("s2", _turn("other"))
+        await history.update_session("s1", title="Kept", metadata={"tag": "x"})
+        before = await history.get_session("s1")
+        await asyncio.sleep(0.01)
+        await history.truncate_history("s1", 5)
+        stored = await history.get_history("s1")
+        assert [m.content for m in stored] == [m.content for m in _turn("first")] + [
+            "second question"
+        ]
+        info = await history.get_session("s1")
+        assert info.message_count == 5
+        assert (info.title, info.owner, info.metadata, info.created_at) == (
+            before.title,
+            before.owner,
+            before.metadata,
+            before.created_at,
+        )
+        assert info.updated_at > before.updated_at
+        assert len(await history.get_history("s2")) == 4  # other sessions are untouched
+        await history.append_messages("s1", [Message(role="user", content="after")])
+        assert [m.content for m in await history.get_history("s1", limit=2)] == [
+            "second question",
+            "after",
+        ]
+
+    @pytest.mark.asyncio
+    async def test_truncate_to_nothing_and_to_everything(self, history: HistoryStorage) -> None:
+        await history.append_messages("s1", _turn("x"))
+        info = await history.get_session("s1")
+        await history.truncate_history("s1", 4)  # keeps everything: changes nothing at all
+        assert await history.get_session("s1") == info
+        assert len(await history.get_history("s1")) == 4
+        await history.truncate_history("s1", 0)
+        assert await history.get_history("s1") == []
+        assert (await history.get_session("s1")).message_count == 0
+        await history.truncate_history("s1", 0)  # again: still there, still empty
+        assert [s.id for s in await history.list_sessions()] == ["s1"]
+
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize("keep", [-1, 5, 100, True, 1.0, "2", None])
+    async def test_truncate_refuses_a_bad_count(
+        self, history: HistoryStorage, keep: object
+    ) -> None:
+        await history.append_messages("s1", _turn("x"))
+        info = await history.get_session("s1")
+        with pytest.raises(UserError):
+            await history.truncate_history("s1", keep)  # type: ignore[arg-type]
+        assert len(await history.get_history("s1")) == 4
+        assert await history.get_session("s1") == info
+
+    @pytest.mark.asyncio
+    async def test_truncate_an_unknown_session(self, history: HistoryStorage) -> None:
+        with pytest.raises(NotFoundError):
+            await history.truncate_history("missing", 0)
+        with pytest.raises(UserError):
+            await history.truncate_history("../x", 0)
+        assert await history.list_sessions() == []
+
+    @pytest.mark.asyncio
+    async def test_truncate_leaves_nothing_for_search(self, history: HistoryStorage) -> None:
+        await history.append_messages("s1", [Message(role="user", content="keep walrus")])
+        await history.append_messages("s1", [Message(role="user", content="drop narwhal")])
+        assert [h.message.content for h in await history.search("narwhal")] == ["drop narwhal"]
+        await history.truncate_history("s1", 1)
+        assert await history.search("narwhal") == []
+        assert [h.message.content for h in await history.search("walrus")] == ["keep walrus"]
+        await history.append_messages("s1", [Message(role="user", content="new narwhal")])
+        assert [h.message.content for h in await history.search("narwhal")] == ["new narwhal"]
+
+    @pytest.mark.asyncio
+    async def test_truncate_while_others_append(self, history: HistoryStorage) -> None:
+        await history.append_messages(
+            "busy", [Message(role="user", content=f"m{i}") for i in range(10)]
+        )
+
+        async def writer() -> None:
+            for i in range(10):
+                await history.append_messages("busy", [Message(role="user", content=f"w{i}")])
+
+        await asyncio.gather(writer(), history.truncate_history("busy", 3))
+        contents = [m.content for m in await history.get_history("busy")]
+        # The truncation happened between two appends: the first three, then the appends
+        # made after it, in order; never a history cut half-way.
+        later = [f"w{i}" for i in range(10 - (len(contents) - 3), 10)]
+        assert contents == ["m0", "m1", "m2", *later]
+        assert (await history.get_session("busy")).message_count == len(contents)
+
+    @pytest.mark.asyncio
+    async def test_find_session_by_id_or_unique_prefix(self, history: HistoryStorage) -> None:
+        for name in ["alpha-1", "alpha-2", "alpha", "beta-7"]:
+            await history.append_messages(name, [Message(role="user", content=name)])
+        assert (await history.find_session("beta")).id == "beta-7"
+        assert (await history.find_session("alpha-2")).id == "alpha-2"
+        assert (await history.find_session("alpha")).id == "alpha"  # the exact id wins
+        with pytest.raises(AmbiguousSessionError) as ambiguous:
+            await history.find_session("alph")
+        assert ambiguous.value.matches == ["alpha", "alpha-1", "alpha-2"]
+        assert isinstance(ambiguous.value, UserError)
+        with pytest.raises(NotFoundError):
+            await history.find_session("gamma")
+        with pytest.raises(UserError):
+            await history.find_session("a b")
+
+    @pytest.mark.asyncio
+    async def test_search_finds_messages_with_every_word(self, history: HistoryStorage) -> None:
+        await history.append_messages(
+            "cook",
+            [
+                Message(role="user", content="How do I bake SOURDOUGH bread?"),
+                Message(role="assistant", content="Feed the starter, then bake it hot."),
+                Message(role="assistant", content=None, tool_calls=[]),
+            ],
+        )
+        await history.append_messages(
+            "cafe", [Message(role="user", content="A café near the baker's")]
+        )
+        await history.append_messages("mine", [Message(role="user", content="I bake")], owner="bob")
+        found = await history.search("sourdough BAKE")
+        assert [(h.session_id, h.message.content) for h in found] == [
+            ("cook", "How do I bake SOURDOUGH bread?")
+        ]
+        assert "**" in found[0].snippet
+        assert {h.message.role for h in await history.search("bake")} == {"user", "assistant"}
+        assert [h.session_id for h in await history.search("cafe")] == ["cafe"]  # no accents
+        assert [h.session_id for h in await history.search("baker")] == ["cafe"]  # whole words
+        assert [h.session_id for h in await history.search("bake", owner="bob")] == ["mine"]
+        assert await history.search("bake", owner="alice") == []
+        assert await history.search("bake", session_id="cafe") == []
+        assert len(await history.search("bake", session_id="cook")) == 2
+        assert len(await history.search("bake", limit=1)) == 1
+        assert await history.search('bread" OR * -NEAR(') == []  # operators are plain text
+        assert await history.search("walrus") == []
+        with pytest.raises(UserError):
+            await history.search("  -- ")
 
     @pytest.mark.asyncio
     async def test_delete_session(self, history: HistoryStorage) -> None:
