@@ -75,6 +75,11 @@ class ServerSettings(BaseModel):
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="requests per minute per API key (0: no limit)"
     )
+    rate_limit_loopback: bool = Field(
+        default=False,
+        description="also rate-limit the anonymous caller on this machine (a server without "
+        "API keys, called from a loopback address); by default it is not limited",
+    )
     run_retention_seconds: float = Field(
         default=3600.0, ge=0, description="how long a finished run stays queryable"
     )

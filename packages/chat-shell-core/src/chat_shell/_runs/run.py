@@ -166,9 +166,9 @@ class AgentRun:
         return True
 
     async def wait(self) -> AgentRun:
-        """Wait until the run has ended (however it ended) and return it."""
-        if self.task is not None and not self.done:
-            await asyncio.shield(self.task)
+        """Wait until the run has ended (however it ended) and its end is stored; return it."""
+        if self.task is not None and not self.task.done():
+            await asyncio.wait([self.task])  # never raises what the task raised
         return self
 
     def summary(self) -> RunInfo:
