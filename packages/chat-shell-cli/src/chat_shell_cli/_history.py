@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exit import EXIT_FAILURE, EXIT_OK, CLIError
 from ._runtime import (
+    ensure_idle,
     find_session,
     load,
     plural,
@@ -235,6 +236,7 @@ def delete(session_id: str, *, yes: bool, storage: str | None) -> int:
             return EXIT_FAILURE
 
     async def remove(history: HistoryStorage) -> None:
+        await ensure_idle(settings, history, info.id)  # refused while a run is in progress
         await history.delete_session(info.id)
 
     run(with_history(settings, remove))
