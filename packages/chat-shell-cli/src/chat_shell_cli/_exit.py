@@ -5,7 +5,8 @@ code  meaning
 ====  =======================================================================================
 0     success
 1     the run failed: the model or the storage failed, or a limit stopped it (reason on stderr)
-2     user error: bad input or options, bad configuration, missing credentials, unknown session
+2     user error: bad input or options, bad configuration, missing credentials, unknown session,
+      a session with a run in progress
 130   interrupted (Ctrl-C)
 ====  =======================================================================================
 """

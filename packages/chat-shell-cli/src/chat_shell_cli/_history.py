@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 from chat_shell import load_settings
 
 from ._exit import EXIT_FAILURE, EXIT_OK, CLIError
-from ._runtime import find_session, plural, stdin_is_terminal, stdout_is_terminal, with_history
+from ._runtime import (
+    ensure_idle,
+    find_session,
+    plural,
+    stdin_is_terminal,
+    stdout_is_terminal,
+    with_history,
+)
 
 if TYPE_CHECKING:
     from chat_shell import HistoryStorage, Message, SessionInfo
@@ -203,6 +210,7 @@ def delete(session_id: str, *, yes: bool, storage: str | None) -> int:
             return EXIT_FAILURE
 
     async def remove(history: HistoryStorage) -> None:
+        await ensure_idle(settings, history, info.id)  # refused while a run is in progress
         await history.delete_session(info.id)
 
     asyncio.run(with_history(settings, remove))

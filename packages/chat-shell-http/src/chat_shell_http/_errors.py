@@ -194,6 +194,9 @@ def _from_chat_shell(exc: ChatShellError) -> JSONResponse:
         error.update(provider_status=exc.status_code, retry_after=exc.retry_after)
         return error_response(status, exc.code, model_error_message(error), retryable=exc.retryable)
     message = exc.message
+    if isinstance(exc, SessionBusyError):  # names the run that holds the session
+        error = {"code": exc.code, "message": message, "retryable": True, "run_id": exc.run_id}
+        return JSONResponse({"error": error}, status_code=status, headers={"Retry-After": "1"})
     if _is_storage_failure(type(exc)):
         logger.warning("storage failed: %s", exc.message)
         message = _STORAGE_MESSAGE
