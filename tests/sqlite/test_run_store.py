@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from chat_shell import RunStore, Settings, available_run_stores, run_store_from_settings
+import pytest
+from chat_shell import (
+    EventType,
+    RunInfo,
+    RunStore,
+    SessionBusyError,
+    Settings,
+    available_run_stores,
+    run_store_from_settings,
+)
 from chat_shell.testing import RunStoreSuite
 from chat_shell_sqlite import SQLiteRunStore
 
@@ -19,3 +32,79 @@ def test_the_sqlite_store_is_registered_and_follows_the_history(tmp_path: Path) 
     store = run_store_from_settings(Settings(storage="sqlite", storage_path=str(tmp_path / "h.db")))
     assert isinstance(store, SQLiteRunStore)
     assert store.path == tmp_path / "h.db"
+
+
+# -- real processes on one file ------------------------------------------------------------------
+
+HOLDER = Path(__file__).with_name("_run_holder.py")
+
+
+def test_processes_racing_for_a_session_have_one_winner(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    go = tmp_path / "go"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, str(HOLDER), "claim", str(db), "contested", str(go)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        time.sleep(0.5)  # let them open the file (not a timing assertion: any order passes)
+        go.touch()
+        said = [racer.stdout.readline().split() for racer in racers if racer.stdout]
+    finally:
+        outputs = [racer.communicate(input="", timeout=60) for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers), [err for _, err in outputs]
+    winners = [run_id for verdict, run_id in said if verdict == "won"]
+    assert len(winners) == 1
+    assert all(run_id == winners[0] for _, run_id in said)
+    assert sorted(verdict for verdict, _ in said) == ["busy", "busy", "busy", "won"]
+
+
+async def test_another_process_follows_and_cancels_a_run(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HOLDER),
+        "hold",
+        str(db),
+        "s1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        run_id = (await asyncio.wait_for(holder.stdout.readline(), 60)).decode().strip()
+        async with SQLiteRunStore(path=db) as store:
+            with pytest.raises(SessionBusyError) as caught:
+                await store.create_run(
+                    RunInfo(run_id="run_" + "0" * 32, session_id="s1", created_at=time.time()),
+                    lease_seconds=30,
+                )
+            assert caught.value.run_id == run_id
+            events = []
+            async with asyncio.timeout(60):  # a cancel never delivered fails, not hangs
+                async for event in store.follow(run_id):
+                    events.append(event)
+                    if len(events) == 20:
+                        assert await store.request_cancel(run_id)
+            assert [e.seq for e in events] == list(range(len(events)))
+            assert len(events) > 20
+            assert events[-1].event_type is EventType.COMPLETE
+            assert events[-1].data["status"] == "cancelled"
+            info = await store.get_run(run_id)
+            assert info.status == "cancelled"
+            assert info.content == "".join(e.delta for e in events)
+            assert await store.session_run("s1") is None
+        assert (await asyncio.wait_for(holder.stdout.readline(), 60)).decode().strip() == (
+            "cancelled"
+        )
+        assert await asyncio.wait_for(holder.wait(), 60) == 0
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
