@@ -56,7 +56,9 @@ async def hold(db: str, session_id: str) -> int:
                 session_id=session_id,
                 seq=seq,
             )
-            await store.append_events(info.run_id, [event], info.model_copy(update={"content": content}))
+            await store.append_events(
+                info.run_id, [event], info.model_copy(update={"content": content})
+            )
             seq += 1
             await asyncio.sleep(0.01)
         ended = info.model_copy(
