@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from chat_shell import (
     EventType,
+    Message,
     RunInfo,
     RunStore,
     SessionBusyError,
@@ -19,7 +20,7 @@ from chat_shell import (
     run_store_from_settings,
 )
 from chat_shell.testing import RunStoreSuite
-from chat_shell_sqlite import SQLiteRunStore
+from chat_shell_sqlite import SQLiteRunStore, SQLiteStorage
 
 
 class TestSQLiteRunStore(RunStoreSuite):
@@ -108,3 +109,23 @@ async def test_another_process_follows_and_cancels_a_run(tmp_path: Path) -> None
         if holder.returncode is None:
             holder.kill()
             await holder.wait()
+
+
+async def test_a_busy_session_is_neither_deleted_nor_cleared(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    async with SQLiteStorage(path=db) as storage, SQLiteRunStore(path=db) as runs:
+        history = storage.history
+        await history.append_messages("s1", [Message(role="user", content="hi")])
+        info = RunInfo(run_id="run_" + "1" * 32, session_id="s1", created_at=time.time())
+        await runs.create_run(info, lease_seconds=30)
+        for refused in (history.delete_session, history.clear_history):
+            with pytest.raises(SessionBusyError, match="run in progress") as caught:
+                await refused("s1")
+            assert caught.value.run_id == info.run_id
+        assert [m.content for m in await history.get_history("s1")] == ["hi"]
+        await history.append_messages("s2", [Message(role="user", content="other")])
+        await history.delete_session("s2")  # another session is not held up
+        ended = info.model_copy(update={"status": "completed", "finished_at": time.time()})
+        assert await runs.finish_run(info.run_id, [], ended)
+        await history.clear_history("s1")
+        await history.delete_session("s1")

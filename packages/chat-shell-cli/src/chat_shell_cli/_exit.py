@@ -5,7 +5,8 @@ code  meaning
 ====  =======================================================================================
 0     success
 1     the run failed: the model or the storage failed, or a limit stopped it (reason on stderr)
-2     user error: bad input or options, bad configuration, missing credentials, unknown session
+2     user error: bad input or options, bad configuration, missing credentials, unknown session;
+      the session is busy (another process has a run in progress on it)
 130   interrupted (Ctrl-C)
 ====  =======================================================================================
 """
@@ -51,7 +52,7 @@ def exit_code_for(exc: BaseException) -> int:
     # exception cannot be one of its errors.
     errors = sys.modules.get("chat_shell._errors")
     if errors is not None:
-        if isinstance(exc, errors.NotFoundError | errors.UserError):
+        if isinstance(exc, errors.NotFoundError | errors.UserError | errors.SessionBusyError):
             return EXIT_USAGE
         if isinstance(exc, errors.ChatShellError):
             return EXIT_FAILURE

@@ -18,6 +18,7 @@ from chat_shell import (
     ImportReport,
     Message,
     NotFoundError,
+    SessionBusyError,
     SessionInfo,
     StorageError,
     StorageProvider,
@@ -258,6 +259,22 @@ def _snapshot(conn: sqlite3.Connection) -> contextlib.AbstractContextManager[Non
     return _transaction(conn, "BEGIN")
 
 
+def _refuse_busy(conn: sqlite3.Connection, session_id: str, doing: str) -> None:
+    """Inside a write transaction: ``SessionBusyError`` if the session has a run in progress
+    in the file's run store (any process's), so the check and the change are one step."""
+    row = conn.execute(
+        "SELECT run_id FROM runs WHERE session_id = ? AND status IN ('queued', 'running')",
+        (session_id,),
+    ).fetchone()
+    if row is not None:
+        raise SessionBusyError(
+            session_id,
+            row[0],
+            f"session {session_id} has a run in progress ({row[0]}); {doing} it is refused"
+            " until the run ends: wait for it or cancel it",
+        )
+
+
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -471,6 +488,7 @@ class SQLiteHistoryStorage(HistoryStorage):
 
         def write(conn: sqlite3.Connection) -> None:
             with _write(conn):
+                _refuse_busy(conn, session_id, "clearing")
                 changed = conn.execute(
                     "UPDATE sessions SET message_count = 0, updated_at = ? WHERE id = ?",
                     (time.time(), session_id),
@@ -551,6 +569,7 @@ class SQLiteHistoryStorage(HistoryStorage):
 
         def write(conn: sqlite3.Connection) -> None:
             with _write(conn):
+                _refuse_busy(conn, session_id, "deleting")
                 # ON DELETE CASCADE removes the messages; the triggers remove them from search.
                 if not conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount:
                     raise NotFoundError(f"no session {session_id!r}")
