@@ -171,8 +171,23 @@ async def test_bad_input_is_refused_and_changes_nothing(secured: ThreadServer) -
         assert (await client.get("/v1/sessions")).json() == before
 
 
-async def test_rate_limit(upstream: ScriptedModelServer, tmp_path: Path) -> None:
+async def test_the_anonymous_caller_on_this_machine_is_not_rate_limited(
+    upstream: ScriptedModelServer, tmp_path: Path
+) -> None:
     settings = make_settings(upstream.url, tmp_path, rate_limit_per_minute=3)
+    running = ThreadServer(settings).start()
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+            statuses = {(await client.get("/v1/sessions")).status_code for _ in range(20)}
+            assert statuses == {200}
+    finally:
+        running.stop()
+
+
+async def test_rate_limit(upstream: ScriptedModelServer, tmp_path: Path) -> None:
+    settings = make_settings(
+        upstream.url, tmp_path, rate_limit_per_minute=3, rate_limit_loopback=True
+    )
     running = ThreadServer(settings).start()
     try:
         async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:

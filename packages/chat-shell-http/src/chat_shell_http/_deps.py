@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ._auth import Principal
 from ._errors import ApiError
+from ._settings import is_loopback
 from ._state import ServerState
 
 __all__ = ["CurrentPrincipal", "SessionId", "State", "get_principal", "get_state"]
@@ -37,8 +38,19 @@ async def get_principal(
             "missing or unknown API key: send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    state.limiter.check(principal.owner)
+    if not _exempt(request, state, principal):
+        state.limiter.check(principal.owner)
     return principal
+
+
+def _exempt(request: Request, state: ServerState, principal: Principal) -> bool:
+    """The anonymous caller of a server without API keys, calling from this machine, is not
+    rate-limited (unless ``rate_limit_loopback``): it is the machine's own user or script."""
+    server = state.server
+    if principal.owner is not None or server.auth_enabled or server.rate_limit_loopback:
+        return False
+    client = request.client
+    return client is not None and is_loopback(client.host)
 
 
 State = Annotated[ServerState, Depends(get_state)]
