@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._agent_setup import make_interface, select_tools
-from ._exit import EXIT_OK
+from ._agent_setup import make_interface, select_tools, start_turn
+from ._exit import EXIT_OK, CLIError
 from ._runtime import (
     CtrlC,
     choose_session,
@@ -57,10 +57,25 @@ def chat(
     resume: bool,
     show_thinking: bool,
     storage: str | None,
+    wait: bool = False,
 ) -> int:
     settings = load(model=model, storage=storage)
     chosen = select_tools(settings, tools, no_tools)
-    return run(ChatSession(settings, chosen, system, show_thinking).main(session, resume))
+    chat_session = ChatSession(settings, chosen, system, show_thinking, wait=wait)
+    return run(chat_session.main(session, resume))
+
+
+async def _idle(interface: DirectChatInterface, session_id: str) -> None:
+    """``CLIError`` (exit 2) if the session has a run in progress in any process."""
+    from chat_shell import SessionBusyError
+
+    try:
+        await interface.runs.ensure_idle(session_id)
+    except SessionBusyError as exc:
+        raise CLIError(
+            f"session {session_id} is busy: run {exc.run_id} is in progress on it;"
+            " pass --wait to wait for its end"
+        ) from exc
 
 
 def _private_file(path: Path) -> Path:
@@ -142,11 +157,18 @@ class LineReader:
 
 class ChatSession:
     def __init__(
-        self, settings: Settings, tools: list[Tool], system: str | None, show_thinking: bool
+        self,
+        settings: Settings,
+        tools: list[Tool],
+        system: str | None,
+        show_thinking: bool,
+        *,
+        wait: bool = False,
     ) -> None:
         from rich.console import Console
 
         self.settings = settings
+        self.wait = wait
         self.tools = tools
         self.system = system
         self.show_thinking = show_thinking
@@ -212,6 +234,9 @@ class ChatSession:
             history = interface.storage.history
             self.session_id, existed = await choose_session(history, session, resume)
             self.titled = existed
+            if existed and not self.wait:
+                # A session busy elsewhere (a server's run): say so before the first question.
+                await _idle(interface, self.session_id)
             state = "continued" if existed else "new"
             self.say(
                 f"chat-shell · {self.model} · session {self.session_id} ({state})"
@@ -252,8 +277,17 @@ class ChatSession:
         turn = ChatInput(
             message=text, session_id=self.session_id, model=self.model, system_prompt=self.system
         )
+        interface = self.interface
         try:
-            stream = self.interface.stream_chat(turn)
+            stream = await start_turn(
+                interface,
+                lambda: interface.stream_chat(turn),
+                wait=self.wait,
+                note=lambda text: self.say(text, "yellow"),
+            )
+        except CLIError as exc:
+            self.say(f"error: {exc.message}", "red")
+            return
         except ChatShellError as exc:
             self.say(f"error: {exc.message}", "red")
             return

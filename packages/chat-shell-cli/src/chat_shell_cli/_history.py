@@ -234,10 +234,20 @@ def delete(session_id: str, *, yes: bool, storage: str | None) -> int:
             print("nothing deleted")
             return EXIT_FAILURE
 
-    async def remove(history: HistoryStorage) -> None:
-        await history.delete_session(info.id)
+    async def remove() -> None:
+        # Through the interface: a session with a run in progress in any process sharing the
+        # run store (a server's, another terminal's) is refused; a dead process's run is ended
+        # first, its partial answer stored.
+        from ._agent_setup import make_interface
 
-    run(with_history(settings, remove))
+        interface = make_interface(settings, [], approve=None)
+        await interface.initialize()
+        try:
+            await interface.delete_session(info.id)
+        finally:
+            await interface.shutdown()
+
+    run(remove())
     print(f"deleted session {info.id}")
     return EXIT_OK
 
