@@ -352,7 +352,7 @@ class ChatSession:
 
         assert self.interface is not None
         with contextlib.suppress(NotFoundError):
-            await self.interface.storage.history.clear_history(self.session_id)
+            await self.interface.clear_history(self.session_id)  # refused while busy
         if self.console.is_terminal:
             self.console.clear()
         self.reply(f"session {self.session_id} cleared", "dim")

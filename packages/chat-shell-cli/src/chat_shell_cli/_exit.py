@@ -5,8 +5,8 @@ code  meaning
 ====  =======================================================================================
 0     success
 1     the run failed: the model or the storage failed, or a limit stopped it (reason on stderr)
-2     user error: bad input or options, bad configuration, missing credentials, unknown session;
-      the session is busy (another process has a run in progress on it)
+2     user error: bad input or options, bad configuration, missing credentials, unknown session,
+      a session with a run in progress
 130   interrupted (Ctrl-C)
 ====  =======================================================================================
 """

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exit import EXIT_FAILURE, EXIT_OK, CLIError
 from ._runtime import (
+    ensure_idle,
     find_session,
     load,
     plural,
@@ -234,20 +235,11 @@ def delete(session_id: str, *, yes: bool, storage: str | None) -> int:
             print("nothing deleted")
             return EXIT_FAILURE
 
-    async def remove() -> None:
-        # Through the interface: a session with a run in progress in any process sharing the
-        # run store (a server's, another terminal's) is refused; a dead process's run is ended
-        # first, its partial answer stored.
-        from ._agent_setup import make_interface
+    async def remove(history: HistoryStorage) -> None:
+        await ensure_idle(settings, history, info.id)  # refused while a run is in progress
+        await history.delete_session(info.id)
 
-        interface = make_interface(settings, [], approve=None)
-        await interface.initialize()
-        try:
-            await interface.delete_session(info.id)
-        finally:
-            await interface.shutdown()
-
-    run(remove())
+    run(with_history(settings, remove))
     print(f"deleted session {info.id}")
     return EXIT_OK
 

@@ -50,6 +50,21 @@ def make_storage(settings: Settings, *, reading: bool = False) -> StorageProvide
     return storage_from_settings(settings)
 
 
+async def ensure_idle(settings: Settings, history: HistoryStorage, session_id: str) -> None:
+    """``SessionBusyError`` if the session has a run in progress in any process sharing the
+    run store (a server, another CLI); a run whose process died is ended first."""
+    from chat_shell import RunManager, run_store_from_settings
+
+    manager = RunManager(
+        run_store_from_settings(settings), history, lease_seconds=settings.run_lease_seconds
+    )
+    await manager.open()
+    try:
+        await manager.ensure_idle(session_id)
+    finally:
+        await manager.close()
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine."""
     return asyncio.run(main)

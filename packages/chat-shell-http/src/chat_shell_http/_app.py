@@ -107,7 +107,7 @@ def create_app(
             allow_origins=server.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Session-Id"],
-            expose_headers=["X-Subtask-Id", "X-Session-Id", "Retry-After"],
+            expose_headers=["X-Run-Id", "X-Subtask-Id", "X-Session-Id", "Retry-After"],
         )
     app.add_middleware(
         RequestLimits, max_bytes=server.max_request_bytes, max_head_bytes=server.max_head_bytes

@@ -101,7 +101,7 @@ async def chat_completions(
         raise ApiError(404, "model_not_found", exc.message) from None
     record = await state.start_turn(_turn(body, session_id), principal)
     run = record.live
-    headers = {"X-Subtask-Id": run.id}
+    headers = {"X-Run-Id": run.id, "X-Subtask-Id": run.id}
     if session_id is not None:
         headers["X-Session-Id"] = session_id
     if body.stream:
