@@ -129,3 +129,32 @@ async def test_a_busy_session_is_neither_deleted_nor_cleared(tmp_path: Path) -> 
         assert await runs.finish_run(info.run_id, [], ended)
         await history.clear_history("s1")
         await history.delete_session("s1")
+
+
+async def test_another_process_closing_the_file_leaves_this_one_s_writes_alone(
+    tmp_path: Path,
+) -> None:
+    # This process opens the file three times (history, and the run store's two connections).
+    # Reading the header of a file it already has open once dropped its locks (POSIX locks are
+    # per process), so another process closing the file deleted the WAL, and the writes in it.
+    db = tmp_path / "history.db"
+    async with SQLiteStorage(path=db) as storage, SQLiteRunStore(path=db) as runs:
+        other = "import asyncio, sys\nfrom chat_shell import Message\n" \
+            "from chat_shell_sqlite import SQLiteStorage\n" \
+            "async def main():\n" \
+            "    async with SQLiteStorage(path=sys.argv[1]) as s:\n" \
+            "        await s.history.append_messages('s', [Message(role='user', content='b')])\n" \
+            "asyncio.run(main())\n"  # fmt: skip
+        subprocess.run([sys.executable, "-c", other, str(db)], check=True, timeout=60)
+        assert Path(f"{db}-wal").exists()
+        await storage.history.append_messages("s", [Message(role="user", content="a")])
+        info = RunInfo(run_id="run_" + "2" * 32, session_id="s", created_at=time.time())
+        await runs.create_run(info, lease_seconds=30)
+        reader = "import sqlite3, sys\n" \
+            "c = sqlite3.connect(sys.argv[1])\n" \
+            "print(c.execute('SELECT count(*) FROM messages').fetchone()[0]," \
+            " c.execute('SELECT count(*) FROM runs').fetchone()[0])\n"  # fmt: skip
+        seen = subprocess.run(
+            [sys.executable, "-c", reader, str(db)], capture_output=True, text=True, timeout=60
+        )
+        assert seen.stdout.split() == ["2", "1"]
