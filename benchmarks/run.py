@@ -34,6 +34,7 @@ BENCHMARKS = [
     (["bench_sqlite.py"], ["--quick"]),
     (["bench_cli.py", "--runs", "9"], ["--quick"]),
     (["bench_http.py", "--runs", "5"], ["--quick"]),
+    (["bench_runs.py", "--runs", "3"], ["--quick", "--stores", "memory"]),
 ]
 SECTIONS = {
     "import time": "Import",
@@ -42,6 +43,7 @@ SECTIONS = {
     "sqlite history": "Storage",
     "cli": "CLI: start-up, one-shot `query`, memory",
     "http": "HTTP server (`chat-shell serve`)",
+    "run stores": "Run stores (200 paced streams per store: server CPU per token, first event)",
 }
 
 METHOD = """\

@@ -187,9 +187,8 @@ def _from_chat_shell(exc: ChatShellError) -> JSONResponse:
         logger.error("request failed: %s: %s", type(exc).__name__, exc.message)
     message = exc.message if status < 500 else _PUBLIC_MESSAGES.get(code, "internal error")
     if isinstance(exc, SessionBusyError):
-        return error_response(
-            status, code, exc.message, retryable=True, headers={"Retry-After": "1"}
-        )
+        error = {"code": code, "message": exc.message, "retryable": True, "run_id": exc.run_id}
+        return JSONResponse({"error": error}, status_code=status, headers={"Retry-After": "1"})
     if isinstance(exc, NotFoundError):
         message = exc.message
     elif isinstance(exc, StorageError):

@@ -95,7 +95,9 @@ class ServerState:
 
     async def close(self) -> None:
         if self._runs is not None:
-            await self._runs.shutdown(self.server.shutdown_grace_seconds)
+            # `chat-shell serve` has drained already (SIGTERM: grace, then cancel); an app
+            # stopped otherwise cancels what is left at once (partial answers stored).
+            await self._runs.shutdown(0)
         if self._interface is not None:
             await self._interface.shutdown()
             self._interface = None

@@ -250,7 +250,8 @@ class RunStore(ABC):
         follow from the events).
 
         Events whose ``seq`` is already stored are skipped; a gap raises ``ValueError``. A
-        run that has ended takes nothing more: the call is ignored (its holder lost it).
+        run that has ended takes nothing more: the call is ignored (its holder lost it). The
+        caller does not change ``events`` or ``info`` afterwards (a store may keep them).
         """
 
     async def append_batches(

@@ -105,8 +105,9 @@ class MemoryRunStore(RunStore):
     def _progress(self, entry: _Entry, info: RunInfo | None) -> None:
         current = entry.info
         if info is not None:
+            # Shallow: a holder passes a fresh summary with each batch (the contract: it does
+            # not change it afterwards); a deep copy per batch would cost more than the batch.
             current = info.model_copy(
-                deep=True,
                 update={
                     "run_id": current.run_id,
                     "session_id": current.session_id,

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import NotFoundError, StorageError, UserError
+from .._errors import NotFoundError, SessionBusyError, StorageError, UserError
 from .._messages import Message, SessionInfo, validate_session_id
 from .contract import HistoryStorage, StorageProvider
 
@@ -81,6 +81,8 @@ class RemoteHistoryStorage(HistoryStorage):
         message = str(message or f"HTTP {status}")
         if status == 404:
             raise NotFoundError(message)
+        if status == 409 and isinstance(error, dict) and error.get("code") == "session_busy":
+            raise SessionBusyError("", str(error.get("run_id") or ""), message)
         if status in (401, 403):
             raise UserError(f"the storage server refused the API key: {message}")
         if status in (400, 413, 422):

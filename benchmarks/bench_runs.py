@@ -1,0 +1,174 @@
+"""Run stores: server CPU per token and p99 time to first event, per run store.
+
+One `chat-shell serve` per run store (memory history, `run_store = NAME`), against the scripted
+upstream in its own process; 200 streams × 200 tokens paced at 50 tokens/s (the upstream sleeps
+20 ms between tokens) — the load issue 14 sets its goals on. Stores interleave (A B A B …) after
+a warm-up; medians of the runs. The first store is the reference the others are compared with
+(server CPU per token ≤ 1.3× memory for SQLite, ≤ 1.5× for PostgreSQL).
+
+    python benchmarks/bench_runs.py [--runs 3] [--stores memory,sqlite] [--quick]
+
+A store that is not installed is left out with a note on stderr. PostgreSQL needs
+``--storage-url postgresql://…`` (its stores take the URL as the history does).
+``--quick``: one round of 100 paced streams × 100 tokens (for ``make bench-quick``).
+Prints a markdown table, then one JSON object with the rows as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_http import Server, free_port, measure, p, row
+
+
+def installed(name: str) -> bool:
+    from chat_shell import available_run_stores
+
+    return name in available_run_stores()
+
+
+def start_server(upstream: str, store: str, storage_url: str | None) -> Server:
+    home = Path(tempfile.mkdtemp(prefix=f"bench-runs-{store}-"))
+    lines = [
+        'model = "openai/bench"',
+        "retries = 0",
+        'storage = "memory"',
+        f'run_store = "{store}"',
+    ]
+    if storage_url and store == "postgres":
+        lines.append(f'storage_url = "{storage_url}"')
+    if store == "sqlite":
+        lines.append(f'storage_path = "{home / "runs.db"}"')
+    lines += [
+        '[models."openai/bench"]',
+        f'api_base = "{upstream}"',
+        'api_key = "sk-bench"',
+        "[server]",
+        "rate_limit_per_minute = 0",
+        "access_log = false",
+        "max_active_runs = 5000",
+    ]
+    (home / "config.toml").write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "CHAT_SHELL_HOME": str(home)}
+    port = free_port()
+    server = Server(
+        f"chat-shell serve ({store} runs)",
+        [sys.executable, "-m", "chat_shell_http", "--port", str(port)],
+        port,
+        env,
+    )
+    server.wait_ready("/v1/health")
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--stores", default="memory,sqlite,postgres")
+    parser.add_argument("--storage-url", default=os.environ.get("CHAT_SHELL_BENCH_POSTGRES"))
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    runs = 1 if args.quick else args.runs
+    streams, tokens = (100, 100) if args.quick else (200, 200)
+    stores = []
+    for name in args.stores.split(","):
+        if not installed(name):
+            print(f"run store {name!r} is not installed: left out", file=sys.stderr)
+        elif name == "postgres" and not args.storage_url:
+            print("postgres: no --storage-url (or CHAT_SHELL_BENCH_POSTGRES): left out",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            stores.append(name)
+    upstream_process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bench_http.py")), "--upstream-port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert upstream_process.stdout is not None
+    upstream = upstream_process.stdout.readline().strip()
+    servers: dict[str, Server] = {}
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in stores}
+    try:
+        for name in stores:
+            servers[name] = start_server(upstream, name, args.storage_url)
+        time.sleep(1)
+        for name in stores:  # warm-up: imports, pools, first runs
+            measure(servers[name], "ours", streams, tokens, 20)
+        for _ in range(runs):
+            for name in stores:
+                result = measure(servers[name], "ours", streams, tokens, 20)
+                samples[name].append(result)
+                print(
+                    f"{name}: {result['completed']}/{streams} ok, "
+                    f"{result['cpu_us_per_token']:.1f} µs/token, "
+                    f"p99 first event {p(result['ttfe'], 0.99) * 1000:.0f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:
+        for server in servers.values():
+            server.stop()
+        upstream_process.terminate()
+        upstream_process.wait()
+
+    rows = []
+    reference = stores[0] if stores else None
+    goals = {"sqlite": 1.3, "postgres": 1.5}
+    for name in stores:
+        cpu = [s["cpu_us_per_token"] for s in samples[name]]
+        base = [s["cpu_us_per_token"] for s in samples[reference]] if reference else None
+        limit = goals.get(name)
+        ratio = statistics.median(cpu) / statistics.median(base) if base else None
+        rows.append(
+            row(
+                f"server CPU per token, {streams} paced streams, {name} run store"
+                + (f" vs {reference}" if name != reference else ""),
+                cpu,
+                base if name != reference else None,
+                "µs CPU/token",
+                f"≤ {limit}× {reference}" if limit else "(reference)",
+                (ratio is not None and ratio <= limit) if limit else None,
+                digits=1,
+            )
+        )
+        ttfe = [p(s["ttfe"], 0.99) * 1000 for s in samples[name]]
+        rows.append(
+            row(
+                f"p99 time to first event, {streams} paced streams, {name} run store",
+                ttfe,
+                None,
+                "ms",
+                "≤ 500 ms",
+                statistics.median(ttfe) <= 500,
+                digits=0,
+            )
+        )
+        completed = [s["completed"] for s in samples[name]]
+        rows.append(
+            row(
+                f"{streams} paced streams completed, {name} run store",
+                completed,
+                None,
+                "streams",
+                f"all {streams}",
+                min(completed) == streams,
+                digits=0,
+            )
+        )
+    for item in rows:
+        print(f"| {item['metric']} | {item['ours']} {item['unit']} | {item['goal']} |")
+    print(json.dumps({"benchmark": "run stores", "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
