@@ -10,7 +10,7 @@ a warm-up; medians of the runs. The first store is the reference the others are 
 
 A store that is not installed is left out with a note on stderr. PostgreSQL needs
 ``--storage-url postgresql://…`` (its stores take the URL as the history does).
-``--quick``: one round of 100 paced streams × 100 tokens (for ``make bench-quick``).
+``--quick``: one round of 50 paced streams × 50 tokens (for ``make bench-quick``).
 Prints a markdown table, then one JSON object with the rows as the last line.
 """
 
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
-    streams, tokens = (100, 100) if args.quick else (200, 200)
+    streams, tokens = (50, 50) if args.quick else (200, 200)
     stores = []
     for name in args.stores.split(","):
         if not installed(name):
