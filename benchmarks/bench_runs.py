@@ -30,6 +30,41 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_http import Server, free_port, measure, p, row
 
+# The SQLite server, with its run store's write transactions counted (each one BEGIN IMMEDIATE
+# … COMMIT: claims, flushes, lease renewals, ends) and the count written to a file every 0.2 s:
+# what "database writes per 10 tokens" is measured from. Nothing else of the server changes.
+COUNTING_SERVER = """
+import os, sys, threading, time
+import chat_shell_sqlite._run_store as runs
+count = [0]
+original = runs.SQLiteRunStore._write
+async def counted(self, fn):
+    count[0] += 1
+    return await original(self, fn)
+runs.SQLiteRunStore._write = counted
+def report():
+    while True:
+        with open(os.environ["BENCH_WRITES_FILE"] + ".tmp", "w") as out:
+            out.write(str(count[0]))
+        os.replace(os.environ["BENCH_WRITES_FILE"] + ".tmp", os.environ["BENCH_WRITES_FILE"])
+        time.sleep(0.2)
+threading.Thread(target=report, daemon=True).start()
+from chat_shell_http.__main__ import main
+main(sys.argv[1:])
+"""
+
+
+WRITES_FILES: dict[int, Path] = {}  # port of a counting server -> its count file
+
+
+def writes(server: Server) -> int | None:
+    """The SQLite server's write transactions so far (``None`` for other stores)."""
+    path = WRITES_FILES.get(server.port)
+    if path is None:
+        return None
+    time.sleep(0.5)  # the count is written every 0.2 s
+    return int(path.read_text() or 0)
+
 
 def installed(name: str) -> bool:
     from chat_shell import available_run_stores
@@ -61,12 +96,14 @@ def start_server(upstream: str, store: str, storage_url: str | None) -> Server:
     (home / "config.toml").write_text("\n".join(lines) + "\n")
     env = {**os.environ, "CHAT_SHELL_HOME": str(home)}
     port = free_port()
-    server = Server(
-        f"chat-shell serve ({store} runs)",
-        [sys.executable, "-m", "chat_shell_http", "--port", str(port)],
-        port,
-        env,
-    )
+    command = [sys.executable, "-m", "chat_shell_http", "--port", str(port)]
+    if store == "sqlite":
+        env["BENCH_WRITES_FILE"] = str(home / "writes")
+        (home / "writes").write_text("0")
+        command = [sys.executable, "-c", COUNTING_SERVER, "--port", str(port)]
+    server = Server(f"chat-shell serve ({store} runs)", command, port, env)
+    if store == "sqlite":
+        WRITES_FILES[port] = home / "writes"
     server.wait_ready("/v1/health")
     return server
 
@@ -106,7 +143,14 @@ def main() -> None:
             measure(servers[name], "ours", streams, tokens, 20)
         for _ in range(runs):
             for name in stores:
+                written = writes(servers[name])
                 result = measure(servers[name], "ours", streams, tokens, 20)
+                if written is not None:
+                    written = (writes(servers[name]) or 0) - written
+                    # tokens of the completed streams (an unfinished one's count as none: the
+                    # figure can only be too high)
+                    streamed = result["completed"] * tokens
+                    result["writes_per_10_tokens"] = 10 * written / max(streamed, 1)
                 samples[name].append(result)
                 print(
                     f"{name}: {result['completed']}/{streams} ok, "
@@ -153,6 +197,20 @@ def main() -> None:
                 digits=0,
             )
         )
+        if name == "sqlite":
+            per_10 = [s["writes_per_10_tokens"] for s in samples[name]]
+            rows.append(
+                row(
+                    f"database write transactions per 10 tokens, {streams} paced streams,"
+                    " sqlite run store",
+                    per_10,
+                    None,
+                    "writes/10 tokens",
+                    "≤ 1",
+                    statistics.median(per_10) <= 1,
+                    digits=3,
+                )
+            )
         completed = [s["completed"] for s in samples[name]]
         rows.append(
             row(

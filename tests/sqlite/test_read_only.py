@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from chat_shell import Message, SessionInfo, StorageError, UserError
-from chat_shell_sqlite import SQLiteHistoryStorage, SQLiteStorage
+from chat_shell_sqlite import SCHEMA_VERSION, SQLiteHistoryStorage, SQLiteStorage
 from sqlite_support import query
 
 
@@ -108,9 +108,9 @@ async def test_read_only_needs_an_existing_current_history(tmp_path: Path) -> No
     old = tmp_path / "old.db"
     await _history_file(old)
     with contextlib.closing(sqlite3.connect(old)) as conn:
-        conn.execute("DELETE FROM chat_shell_migrations WHERE version = 4")
+        conn.execute(f"DELETE FROM chat_shell_migrations WHERE version = {SCHEMA_VERSION}")
         conn.commit()
-    with pytest.raises(StorageError, match="is at schema version 3") as caught:
+    with pytest.raises(StorageError, match=f"is at schema version {SCHEMA_VERSION - 1}") as caught:
         await SQLiteStorage(path=old, read_only=True).initialize()
     assert "make it writable and open it once" in str(caught.value)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._exit import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CLIError, exit_code_for_error
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
         DirectChatInterface,
         Settings,
         StorageProvider,
+        StreamingChatOutput,
         Tool,
         ToolRegistry,
         Toolset,
@@ -113,13 +116,56 @@ def make_interface(
     library = logging.getLogger("chat_shell")
     if not library.handlers:
         library.addHandler(logging.NullHandler())
-    config = InterfaceConfig(
-        tools=tools[0],
-        toolsets=tools[1],
-        approve=approve,
-        storage=storage or make_storage(settings),
-    )
+    # Runs go through the run store of the configured storage (for sqlite: the same file), so
+    # a CLI turn, a server and the library never run two turns of one session at once. A
+    # storage given here (a --no-store turn's memory) keeps its runs in memory.
+    if storage is None:
+        from chat_shell import run_store_from_settings
+
+        config = InterfaceConfig(
+            tools=tools[0],
+            toolsets=tools[1],
+            approve=approve,
+            storage=make_storage(settings),
+            run_store=run_store_from_settings(settings),
+        )
+    else:
+        config = InterfaceConfig(
+            tools=tools[0], toolsets=tools[1], approve=approve, storage=storage
+        )
     return DirectChatInterface(config, settings=settings)
+
+
+async def start_turn(
+    interface: DirectChatInterface,
+    start: Callable[[], StreamingChatOutput],
+    *,
+    wait: bool,
+    note: Callable[[str], None],
+) -> StreamingChatOutput:
+    """``start()`` a turn once it has claimed its session. A session with a run in progress
+    (in this process or any other sharing the run store) is a ``CLIError`` (exit 2) at once,
+    or with ``wait``, the turn starts when that run has ended (``note`` says it waits)."""
+    from chat_shell import NotFoundError, SessionBusyError
+
+    said = False
+    while True:
+        stream = start()
+        try:
+            await stream.started()
+        except SessionBusyError as exc:
+            if not wait:
+                raise CLIError(
+                    f"session {exc.session_id} is busy: run {exc.run_id} is in progress on it;"
+                    " pass --wait to wait for its end"
+                ) from exc
+            if not said:
+                said = True
+                note(f"session {exc.session_id} is busy (run {exc.run_id}): waiting for its end")
+            with contextlib.suppress(NotFoundError):  # ended and purged already
+                await interface.runs.wait(exc.run_id)
+            continue
+        return stream
 
 
 def error_text(error: dict[str, Any]) -> str:

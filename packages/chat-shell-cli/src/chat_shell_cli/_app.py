@@ -45,6 +45,14 @@ Session = Annotated[
     ),
 ]
 Resume = Annotated[bool, typer.Option("--continue", "-c", help="Continue the most recent session.")]
+Wait = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="If the session has a run in progress (a server's, another terminal's), wait for"
+        " its end instead of exiting with code 2.",
+    ),
+]
 ShowThinking = Annotated[
     bool, typer.Option("--show-thinking", help="Show the model's reasoning, dimmed.")
 ]
@@ -157,6 +165,7 @@ Slash commands: /help /clear /history /model NAME /tools /session /new /retry"""
         resume: Resume = False,
         show_thinking: ShowThinking = False,
         storage: Storage = None,
+        wait: Wait = False,
     ) -> int:
         """Talk with the agent: streamed Markdown answers, tool calls shown as they run."""
         from ._chat import chat as run_chat
@@ -170,6 +179,7 @@ Slash commands: /help /clear /history /model NAME /tools /session /new /retry"""
             resume=resume,
             show_thinking=show_thinking,
             storage=storage,
+            wait=wait,
         )
 
 
@@ -187,7 +197,8 @@ Examples:
 \b
 The answer goes to stdout, tool calls and errors to stderr (no colour unless
 a terminal). Exit code 1 when the run failed (the model, or a limit), 2 for
-bad input; a tool error the model answered past is not a failure.""",
+bad input or a busy session (a run in progress on it elsewhere; --wait waits
+for its end); a tool error the model answered past is not a failure.""",
     )
     def query(
         message: Annotated[
@@ -222,6 +233,7 @@ bad input; a tool error the model answered past is not a failure.""",
                 help="Approve every tool call that needs approval (MCP tools, by default).",
             ),
         ] = False,
+        wait: Wait = False,
     ) -> int:
         """Ask one question and print the answer as it streams."""
         from ._query import query as run_query
@@ -240,6 +252,7 @@ bad input; a tool error the model answered past is not a failure.""",
             show_thinking=show_thinking,
             storage=storage,
             yes=yes,
+            wait=wait,
         )
 
 

@@ -12,8 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from chat_shell import default_home, load_settings
 
-from ._agent_setup import check_requested, make_interface, select_tools, toolset_warnings
-from ._exit import EXIT_OK
+from ._agent_setup import (
+    check_requested,
+    make_interface,
+    select_tools,
+    start_turn,
+    toolset_warnings,
+)
+from ._exit import EXIT_OK, CLIError
 from ._runtime import CtrlC, choose_session, plural, stdin_is_terminal
 from ._typeahead import TypeAhead
 
@@ -60,12 +66,26 @@ def chat(
     resume: bool,
     show_thinking: bool,
     storage: str | None,
+    wait: bool = False,
 ) -> int:
     settings = load_settings(model=model, storage=storage)
     chosen = select_tools(settings, tools, no_tools)
-    chat_session = ChatSession(settings, chosen, system, show_thinking)
+    chat_session = ChatSession(settings, chosen, system, show_thinking, wait=wait)
     chat_session.requested = tools
     return asyncio.run(chat_session.main(session, resume))
+
+
+async def _idle(interface: DirectChatInterface, session_id: str) -> None:
+    """``CLIError`` (exit 2) if the session has a run in progress in any process."""
+    from chat_shell import SessionBusyError
+
+    try:
+        await interface.runs.ensure_idle(session_id)
+    except SessionBusyError as exc:
+        raise CLIError(
+            f"session {session_id} is busy: run {exc.run_id} is in progress on it;"
+            " pass --wait to wait for its end"
+        ) from exc
 
 
 def _private_file(path: Path) -> Path:
@@ -152,6 +172,8 @@ class ChatSession:
         tools: tuple[list[Tool], list[Toolset]],
         system: str | None,
         show_thinking: bool,
+        *,
+        wait: bool = False,
     ) -> None:
         from rich.console import Console
 
@@ -159,6 +181,7 @@ class ChatSession:
         self.chosen = tools
         self.requested: list[str] | None = None  # the --tool names
         self.always: set[str] = set()  # tools the user allowed for the rest of the session
+        self.wait = wait
         self.system = system
         self.show_thinking = show_thinking
         self.console: Console = Console(highlight=False)
@@ -239,6 +262,9 @@ class ChatSession:
                 print(f"chat-shell: warning: {warning}", file=sys.stderr, flush=True)
             history = interface.storage.history
             self.session_id, existed = await choose_session(history, session, resume)
+            if existed and not self.wait:
+                # A session busy elsewhere (a server's run): say so before the first question.
+                await _idle(interface, self.session_id)
             state = "continued" if existed else "new"
             self.say(
                 f"chat-shell · {self.model} · session {self.session_id} ({state})"
@@ -279,8 +305,17 @@ class ChatSession:
         turn = ChatInput(
             message=text, session_id=self.session_id, model=self.model, system_prompt=self.system
         )
+        interface = self.interface
         try:
-            stream = self.interface.stream_chat(turn)
+            stream = await start_turn(
+                interface,
+                lambda: interface.stream_chat(turn),
+                wait=self.wait,
+                note=lambda text: self.say(text, "yellow"),
+            )
+        except CLIError as exc:
+            self.say(f"error: {exc.message}", "red")
+            return
         except ChatShellError as exc:
             self.say(f"error: {exc.message}", "red")
             return

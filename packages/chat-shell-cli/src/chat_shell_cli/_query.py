@@ -13,6 +13,7 @@ from ._agent_setup import (
     make_interface,
     outcome,
     select_tools,
+    start_turn,
     toolset_warnings,
 )
 from ._exit import CLIError
@@ -50,6 +51,7 @@ def query(
     show_thinking: bool,
     storage: str | None,
     yes: bool,
+    wait: bool = False,
 ) -> int:
     if json_output and events:
         raise CLIError("choose one of --json and --events")
@@ -68,6 +70,7 @@ def query(
             mode="json" if json_output else "events" if events else "text",
             show_thinking=show_thinking,
             yes=yes,
+            wait=wait,
         )
     )
 
@@ -101,6 +104,7 @@ async def _query(
     mode: str,
     show_thinking: bool,
     yes: bool,
+    wait: bool,
 ) -> int:
     from chat_shell import ChatInput, create_storage
 
@@ -145,7 +149,12 @@ async def _query(
         history = interface.storage.history
         session_id, _ = await choose_session(history, session, resume)
         turn = ChatInput(message=text, session_id=session_id, system_prompt=system, store=store)
-        stream = interface.stream_chat(turn)
+        stream = await start_turn(
+            interface,
+            lambda: interface.stream_chat(turn),
+            wait=wait,
+            note=lambda text: print(f"chat-shell: {text}", file=sys.stderr, flush=True),
+        )
         for warning in stream.warnings:
             print(f"chat-shell: warning: {warning}", file=sys.stderr, flush=True)
         reason: str | None = None

@@ -192,6 +192,60 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         then=_repair_search_index,
     ),
+    # Runs (chat_shell's run-store contract) in the same file as the history, so every process
+    # that opens it shares one claim per session. A run's events are stored a batch per row
+    # (``run_events``): one row per run per flush, not one per token. The text a live run has
+    # said so far grows with every flush; each batch row carries only what was added
+    # (``content_tail``, ``step_tail``; ``*_reset`` = 1 when the text starts over), so a flush
+    # never rewrites a run's whole answer. ``runs.content`` holds the whole text once the run
+    # has ended.
+    Migration(
+        5,
+        "runs and their events",
+        (
+            """
+            CREATE TABLE runs (
+                run_id           TEXT PRIMARY KEY,
+                session_id       TEXT NOT NULL,
+                status           TEXT NOT NULL,
+                holder           TEXT,
+                owner            TEXT,
+                stores_history   INTEGER NOT NULL DEFAULT 1,
+                created_at       REAL NOT NULL,
+                finished_at      REAL,
+                lease_expires_at REAL,
+                cancel_requested INTEGER NOT NULL DEFAULT 0,
+                last_seq         INTEGER NOT NULL DEFAULT -1,
+                event_bytes      INTEGER NOT NULL DEFAULT 0,
+                summary          TEXT NOT NULL,
+                content          TEXT NOT NULL DEFAULT '',
+                step_content     TEXT NOT NULL DEFAULT ''
+            )
+            """,
+            # The one-run-per-session rule, kept by the database for every process.
+            "CREATE UNIQUE INDEX runs_one_per_session ON runs (session_id)"
+            " WHERE status IN ('queued', 'running')",
+            "CREATE INDEX runs_by_lease ON runs (lease_expires_at)"
+            " WHERE status IN ('queued', 'running')",
+            "CREATE INDEX runs_by_finish ON runs (finished_at) WHERE finished_at IS NOT NULL",
+            "CREATE INDEX runs_cancelled ON runs (holder)"
+            " WHERE cancel_requested = 1 AND status IN ('queued', 'running')",
+            """
+            CREATE TABLE run_events (
+                id            INTEGER PRIMARY KEY,
+                run_id        TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+                first_seq     INTEGER NOT NULL,
+                last_seq      INTEGER NOT NULL,
+                events        BLOB,
+                content_tail  TEXT,
+                content_reset INTEGER NOT NULL DEFAULT 0,
+                step_tail     TEXT,
+                step_reset    INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            "CREATE INDEX run_events_by_run ON run_events (run_id, last_seq)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
 import re
 import sqlite3
+import threading
 import time
 import urllib.parse
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -19,6 +21,7 @@ from chat_shell import (
     Message,
     NotFoundError,
     SearchHit,
+    SessionBusyError,
     SessionInfo,
     StorageError,
     StorageProvider,
@@ -85,10 +88,38 @@ def _make_folder(folder: Path) -> None:
             ) from exc
 
 
-def _check_existing(path: Path) -> None:
-    """An existing file that is not a SQLite database is refused before SQLite even sees it."""
+# POSIX file locks belong to the process, and closing any descriptor of a file drops all of the
+# process's locks on it. Reading the header of a database this process already has open (a
+# second storage, the run store's connections) would silently drop the locks its SQLite
+# connections hold; another process closing its last connection would then believe it was the
+# only one and delete the WAL file, and every write in it, from under them. So the header is
+# read only of a file that no connection of this process has open.
+_OPEN_LOCK = threading.Lock()
+_OPEN: collections.Counter[str] = collections.Counter()
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that counts itself in ``_OPEN`` until it is closed."""
+
+    open_key: str | None = None
+
+    def close(self) -> None:
+        key, self.open_key = self.open_key, None
+        super().close()
+        if key is not None:
+            with _OPEN_LOCK:
+                _OPEN[key] -= 1
+                if _OPEN[key] <= 0:
+                    del _OPEN[key]
+
+
+def _check_existing(path: Path, read_header: bool = True) -> None:
+    """An existing file that is not a SQLite database is refused before SQLite even sees it
+    (``read_header``: False for a file this process has open, see ``_OPEN``)."""
     if path.is_dir():
         raise StorageError(f"{path} is a folder, not a database file; choose a file path")
+    if not read_header:
+        return
     try:
         with path.open("rb") as handle:
             header = handle.read(len(_HEADER))
@@ -115,7 +146,7 @@ def _write_protection(path: Path) -> str | None:
     return None
 
 
-def _prepare_file(path: Path, read_only: ReadOnly) -> str | None:
+def _prepare_file(path: Path, read_only: ReadOnly, header: bool = True) -> str | None:
     """Make the folder (0700) and an empty database file (0600), or check the existing file.
 
     Returns why the file is to be opened read-only, or ``None`` to open it for writing.
@@ -123,7 +154,7 @@ def _prepare_file(path: Path, read_only: ReadOnly) -> str | None:
     if read_only is True:
         if not path.exists():
             raise StorageError(f"there is no history database at {path} to open read-only")
-        _check_existing(path)
+        _check_existing(path, header)
         return "asked for with read_only=True"
     folder = path.parent
     _make_folder(folder)
@@ -146,7 +177,7 @@ def _prepare_file(path: Path, read_only: ReadOnly) -> str | None:
         finally:
             os.close(fd)
         return None
-    _check_existing(path)
+    _check_existing(path, header)
     why = _write_protection(path)
     if why is None or read_only == "auto":
         return why
@@ -196,15 +227,27 @@ def open_connection(
     Returns the connection and, when it is read-only, why. A read-only connection neither
     creates nor migrates anything: the file must be a chat-shell history of the current schema.
     """
-    why = _prepare_file(path, read_only)
-    # mode=rw: SQLite must not create a file of its own (we made it above, 0600).
-    uri = f"file:{urllib.parse.quote(str(path))}?mode=rw" if why is None else _read_only_uri(path)
-    try:
-        conn = sqlite3.connect(
-            uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=True
+    key = os.path.realpath(path)
+    with _OPEN_LOCK:
+        why = _prepare_file(path, read_only, header=not _OPEN[key])
+        # mode=rw: SQLite must not create a file of its own (we made it above, 0600).
+        uri = (
+            f"file:{urllib.parse.quote(str(path))}?mode=rw" if why is None else _read_only_uri(path)
         )
-    except sqlite3.Error as exc:
-        raise storage_error(path, exc, busy_timeout) from exc
+        try:
+            conn = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=True,
+                factory=_Connection,
+            )
+        except sqlite3.Error as exc:
+            raise storage_error(path, exc, busy_timeout) from exc
+        assert isinstance(conn, _Connection)
+        conn.open_key = key
+        _OPEN[key] += 1
     try:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
@@ -248,6 +291,22 @@ def _write(conn: sqlite3.Connection) -> contextlib.AbstractContextManager[None]:
 def _snapshot(conn: sqlite3.Connection) -> contextlib.AbstractContextManager[None]:
     """A read transaction: every statement in it sees the file as it was when it began."""
     return _transaction(conn, "BEGIN")
+
+
+def _refuse_busy(conn: sqlite3.Connection, session_id: str, doing: str) -> None:
+    """Inside a write transaction: ``SessionBusyError`` if the session has a run in progress
+    in the file's run store (any process's), so the check and the change are one step."""
+    row = conn.execute(
+        "SELECT run_id FROM runs WHERE session_id = ? AND status IN ('queued', 'running')",
+        (session_id,),
+    ).fetchone()
+    if row is not None:
+        raise SessionBusyError(
+            session_id,
+            row[0],
+            f"session {session_id} has a run in progress ({row[0]}); {doing} it is refused"
+            " until the run ends: wait for it or cancel it",
+        )
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -463,6 +522,7 @@ class SQLiteHistoryStorage(HistoryStorage):
 
         def write(conn: sqlite3.Connection) -> None:
             with _write(conn):
+                _refuse_busy(conn, session_id, "clearing")
                 changed = conn.execute(
                     "UPDATE sessions SET message_count = 0, updated_at = ? WHERE id = ?",
                     (time.time(), session_id),
@@ -583,6 +643,7 @@ class SQLiteHistoryStorage(HistoryStorage):
 
         def write(conn: sqlite3.Connection) -> None:
             with _write(conn):
+                _refuse_busy(conn, session_id, "deleting")
                 # ON DELETE CASCADE removes the messages; the triggers remove them from search.
                 if not conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount:
                     raise NotFoundError(f"no session {session_id!r}")
