@@ -211,6 +211,7 @@ class InterfaceConfig:
     run_timeout: float | None = None
     token_budget: int | None = None
     retries: int | None = None
+    context: str | None = None  # "drop", "summarize" or "off" (see Settings.context)
     # Tool objects, plain functions, or names of registered tools (built-ins and plugins).
     tools: Sequence[Tool | Callable[..., Any] | str] = ()
     approve: ApprovalCallback | None = None
@@ -269,6 +270,7 @@ class DirectChatInterface(ChatInterface):
                 tool_timeout=self.config.tool_timeout,
                 run_timeout=self.config.run_timeout,
                 retries=self.config.retries,
+                context=self.config.context,
                 model=self.config.model if isinstance(self.config.model, str) else None,
             )
         self.settings = settings
@@ -370,6 +372,7 @@ class DirectChatInterface(ChatInterface):
             approve=self.config.approve,
             owner=owner,
             warnings=warnings,
+            context_mode=settings.context,
         )
 
     def stream_chat(self, message: str | ChatInput) -> StreamingChatOutput:

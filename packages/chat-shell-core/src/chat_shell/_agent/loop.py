@@ -24,6 +24,14 @@ from .._models.backend import (
 from .._models.router import ModelSpec
 from .._storage.contract import HistoryStorage
 from .._tools import ApprovalCallback, Tool, parse_arguments
+from .context import (
+    SUMMARY_KEY,
+    ContextMode,
+    Fitted,
+    RequestContext,
+    budget_for,
+    summary_request,
+)
 from .run import AgentRun, RunState
 
 __all__ = ["ChatAgent", "ModelChoice", "RunPlan"]
@@ -75,6 +83,7 @@ class RunPlan:
     owner: str | None = None
     approve: ApprovalCallback | None = None
     warnings: list[str] = field(default_factory=list)  # e.g. fallback models left out
+    context_mode: ContextMode = "drop"  # what is done with turns that do not fit the window
 
 
 @dataclass(slots=True)
@@ -182,6 +191,11 @@ class ChatAgent:
             run.reason = reason
         if run.finish_reason:
             data["finish_reason"] = run.finish_reason
+        if run.messages_sent is not None:
+            data["messages_sent"] = run.messages_sent
+            data["messages_dropped"] = run.messages_dropped
+            if run.messages_summarized:
+                data["messages_summarized"] = run.messages_summarized
         run.emit(EventType.COMPLETE, data)
         run.finish(state)
 
@@ -209,11 +223,16 @@ class ChatAgent:
                 # Written while the model is already being asked: it shortens the time to the
                 # first token; it is awaited before anything else of the turn is stored.
                 user_stored = asyncio.ensure_future(self._store(plan, plan.new_messages))
-                conversation: list[Message] = []
-                if plan.system_prompt:
-                    conversation.append(Message(role="system", content=plan.system_prompt))
-                conversation += plan.context + history + plan.new_messages
+                conversation = RequestContext(
+                    history,
+                    plan.new_messages,
+                    system_prompt=plan.system_prompt,
+                    extra=plan.context,
+                    mode=plan.context_mode,
+                )
                 for _ in range(plan.max_iterations):
+                    if plan.context_mode == "summarize":
+                        await self._summarize(run, plan, conversation, user_stored)
                     step = _Step(model=plan.models[0].spec.name)
                     run.finish_reason = None  # the last answer's, once it has ended
                     await self._model_step(run, plan, conversation, step, deadline)
@@ -228,7 +247,7 @@ class ChatAgent:
                     step = None
                     await asyncio.shield(user_stored)
                     await self._store(plan, [assistant])
-                    conversation.append(assistant)
+                    conversation.append([assistant])
                     if cut_off:
                         self._complete(run, "incomplete", cut_off)
                         return
@@ -239,7 +258,7 @@ class ChatAgent:
                     tool_messages = [m for m in results if m is not None]
                     pending_tools = []
                     await self._store(plan, tool_messages)
-                    conversation += tool_messages
+                    conversation.append(tool_messages)
                     budget = plan.token_budget
                     if budget is not None and run.usage.get("total_tokens", 0) >= budget:
                         self._complete(run, "incomplete", f"token budget of {budget} reached")
@@ -321,11 +340,101 @@ class ChatAgent:
         except ChatShellError:
             logger.warning("could not store the partial answer of session %s", plan.session_id)
 
+    @staticmethod
+    def _fit(
+        plan: RunPlan,
+        spec: ModelSpec,
+        conversation: RequestContext,
+        tools: list[dict[str, Any]] | None,
+    ) -> Fitted:
+        """The messages of a request to ``spec``, within its context window."""
+        max_tokens = plan.max_tokens if plan.max_tokens is not None else spec.max_tokens
+        budget = budget_for(spec.name, spec.context_window, max_tokens)
+        return conversation.fit(budget, tools)
+
+    async def _summarize(
+        self,
+        run: AgentRun,
+        plan: RunPlan,
+        conversation: RequestContext,
+        user_stored: asyncio.Future[None] | None,
+    ) -> None:
+        """Replace the oldest turns that do not fit by a summary the model writes, stored
+        (marked ``context_summary``) so later turns reuse it. A failure leaves them dropped."""
+        tools = [tool.schema() for tool in plan.tools.values()] or None
+        choice = plan.models[0]
+        spec = choice.spec
+        fitted = self._fit(plan, spec, conversation, tools)
+        if not fitted.old_turns:
+            return
+        budget = budget_for(spec.name, spec.context_window, None)
+        previous = conversation.previous_summary()
+        messages, limit = summary_request(previous, fitted.old_turns, budget)
+        request = self._request(plan, spec, messages, None, limit)
+        request.temperature = None
+        text: list[str] = []
+        usage: dict[str, int] = {}
+        started = time.perf_counter()
+        try:
+            async for part in choice.backend.stream(request):
+                if type(part) is TextDelta:
+                    text.append(part.text)
+                elif type(part) is UsagePart:
+                    usage = part.usage
+        except ModelError as exc:
+            _log_failure(run, spec, exc, "writing a summary", "the oldest turns are left out")
+            return
+        summary = "".join(text).strip()
+        if not summary:
+            return
+        _add_usage(run.usage, usage)
+        metadata: dict[str, Any] = {
+            SUMMARY_KEY: conversation.summary_covers(fitted.old_turns),
+            "model": spec.name,
+            "status": "completed",
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+        if usage:
+            metadata["usage"] = dict(usage)
+        message = Message(
+            role="system",
+            content=f"Summary of the earlier conversation:\n\n{summary}",
+            metadata=metadata,
+        )
+        logger.info("run %s: %d messages summarized", run.id, len(fitted.old_turns))
+        if user_stored is not None:
+            await asyncio.shield(user_stored)
+        await self._store(plan, [message])
+        conversation.append([message])
+
+    @staticmethod
+    def _request(
+        plan: RunPlan,
+        spec: ModelSpec,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        max_tokens: int | None,
+    ) -> ModelRequest:
+        return ModelRequest(
+            model=spec.provider_model,
+            messages=messages,
+            tools=tools,
+            temperature=plan.temperature if plan.temperature is not None else spec.temperature,
+            max_tokens=max_tokens,
+            api_base=spec.api_base,
+            api_key=spec.api_key,
+            timeout=spec.timeout,
+            connect_timeout=spec.connect_timeout,
+            first_byte_timeout=spec.first_byte_timeout,
+            read_timeout=spec.read_timeout,
+            ca_bundle=spec.ca_bundle,
+        )
+
     async def _model_step(
         self,
         run: AgentRun,
         plan: RunPlan,
-        conversation: list[Message],
+        conversation: RequestContext,
         step: _Step,
         deadline: float | None,
     ) -> None:
@@ -336,26 +445,14 @@ class ChatAgent:
         failure propagates. A retry whose wait would leave less than a second of the run's time
         is not attempted.
         """
-        messages = [message.to_model_dict() for message in conversation]
         tools = [tool.schema() for tool in plan.tools.values()] or None
         last_error: ModelError | None = None
         loop = asyncio.get_running_loop()
         for position, choice in enumerate(plan.models):
             spec = choice.spec
-            request = ModelRequest(
-                model=spec.provider_model,
-                messages=messages,
-                tools=tools,
-                temperature=plan.temperature if plan.temperature is not None else spec.temperature,
-                max_tokens=plan.max_tokens if plan.max_tokens is not None else spec.max_tokens,
-                api_base=spec.api_base,
-                api_key=spec.api_key,
-                timeout=spec.timeout,
-                connect_timeout=spec.connect_timeout,
-                first_byte_timeout=spec.first_byte_timeout,
-                read_timeout=spec.read_timeout,
-                ca_bundle=spec.ca_bundle,
-            )
+            fitted = self._fit(plan, spec, conversation, tools)
+            max_tokens = plan.max_tokens if plan.max_tokens is not None else spec.max_tokens
+            request = self._request(plan, spec, fitted.messages, tools, max_tokens)
             for attempt in range(plan.retries + 1):
                 step.model = spec.name
                 step.started = time.perf_counter()
@@ -384,6 +481,9 @@ class ChatAgent:
                     await asyncio.sleep(wait)
                     continue
                 run.model = spec.name
+                run.messages_sent = len(fitted.messages)
+                run.messages_dropped = fitted.dropped
+                run.messages_summarized = fitted.summarized
                 return
         assert last_error is not None
         raise last_error
