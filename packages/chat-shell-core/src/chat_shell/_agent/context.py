@@ -36,12 +36,14 @@ __all__ = [
     "RequestContext",
     "budget_for",
     "estimate_tokens",
+    "summary_message",
     "summary_request",
 ]
 
 ContextMode = Literal["drop", "summarize", "off"]
 
 SUMMARY_KEY = "context_summary"
+SUMMARY_HEADING = "Summary of the earlier conversation:"
 # Room for the answer when neither the request nor the config says max_tokens.
 DEFAULT_ANSWER_TOKENS = 4096
 SAFETY_MARGIN = 0.05
@@ -211,8 +213,17 @@ class RequestContext:
         lead, summary, _, rest = self._parts()
         return [*self.pinned, *lead, *([summary] if summary else []), *rest]
 
-    def fit(self, budget: Budget | None, tools: list[dict[str, Any]] | None = None) -> Fitted:
-        """The messages of a request within ``budget`` (everything when ``None`` or mode off)."""
+    def fit(
+        self,
+        budget: Budget | None,
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        fill: float = 1.0,
+    ) -> Fitted:
+        """The messages of a request within ``budget`` (everything when ``None`` or mode off).
+
+        ``fill`` < 1 leaves more out than needed, down to that share of the budget (a summary
+        made that way leaves room for the turns after it)."""
         lead, summary, summarized, rest = self._parts()
         head = [*self.pinned, *lead, *([summary] if summary else [])]
         fixed = sum(self._size(m) for m in head)
@@ -223,7 +234,7 @@ class RequestContext:
         if budget is None or self.mode == "off" or total <= budget.input_tokens:
             messages = [self._dict(m) for m in (*head, *rest)]
             return Fitted(messages, total, summarized=summarized)
-        limit = budget.input_tokens
+        limit = int(budget.input_tokens * fill)
         starts = _turn_starts(rest)
         first = 0  # index into rest of the first message sent
         for start in starts[1:]:
@@ -263,8 +274,21 @@ class RequestContext:
                 return index + 1
         raise ValueError("the turns are not in the stored history")
 
-    def previous_summary(self) -> Message | None:
-        return self._parts()[1]
+    def previous_summary(self) -> str | None:
+        """The text of the summary the conversation carries, if any."""
+        summary = self._parts()[1]
+        if summary is None:
+            return None
+        return (summary.content or "").removeprefix(SUMMARY_HEADING).strip()
+
+
+def summary_message(text: str, covers: int, metadata: dict[str, Any]) -> Message:
+    """The stored form of a summary standing for the first ``covers`` stored messages."""
+    return Message(
+        role="system",
+        content=f"{SUMMARY_HEADING}\n\n{text}",
+        metadata={SUMMARY_KEY: covers, **metadata},
+    )
 
 
 _SUMMARY_INSTRUCTIONS = (
@@ -284,30 +308,37 @@ def _transcript_line(message: Message) -> str:
         text = f"{text}\n[called {calls}]".strip()
     if message.role == "tool":
         return f"[tool {message.name or ''} returned]: {text}"
-    if SUMMARY_KEY in message.metadata:
-        return f"[summary of the conversation before]: {text}"
     return f"{message.role}: {text}"
 
 
 def summary_request(
-    previous: Message | None, turns: Sequence[Message], budget: Budget | None
-) -> tuple[list[dict[str, Any]], int]:
-    """The messages asking a model to summarize ``turns`` (after ``previous``), and the
-    answer's token limit. A transcript longer than the budget keeps its newest part whole
-    and cuts the oldest."""
-    words = SUMMARY_TOKENS * 2 // 3
-    lines = [_transcript_line(m) for m in ([previous] if previous else []) + list(turns)]
-    transcript = "\n\n".join(lines)
+    previous: str | None, turns: Sequence[Message], budget: Budget | None
+) -> tuple[list[dict[str, Any]], int, int]:
+    """A request asking a model to summarize ``previous`` (an earlier summary's text) and the
+    oldest of ``turns`` that fit the budget: ``(messages, answer token limit, how many of
+    turns it holds)``. A single message longer than the budget is cut to its end."""
+    limit = SUMMARY_TOKENS if budget is None else min(SUMMARY_TOKENS, budget.input_tokens // 4)
+    instructions = _SUMMARY_INSTRUCTIONS.format(words=limit * 2 // 3)
+    lines = [f"[summary of the conversation before]: {previous}"] if previous else []
+    room = None
     if budget is not None:
-        room = budget.input_tokens - SUMMARY_TOKENS - 200
-        while lines and estimate_tokens(transcript) > room:
-            lines.pop(0)
-            transcript = "\n\n".join(lines)
-        if not lines:  # one message longer than the window: its end
-            last = _transcript_line(turns[-1])
-            transcript = last[-max(room, 1) * 2 :]
+        room = budget.input_tokens - limit - estimate_tokens(instructions) - 3 * MESSAGE_OVERHEAD
+    used = 0
+    size = sum(estimate_tokens(line) + 1 for line in lines)
+    for message in turns:
+        line = _transcript_line(message)
+        tokens = estimate_tokens(line) + 1
+        if room is not None and size + tokens > room:
+            if used == 0:  # the first one alone is too long: its end
+                lines.append(line[-max(room - size, 1) * 2 :])
+                used = 1
+            break
+        lines.append(line)
+        size += tokens
+        used += 1
+    transcript = "\n\n".join(lines)
     messages = [
-        {"role": "system", "content": _SUMMARY_INSTRUCTIONS.format(words=words)},
+        {"role": "system", "content": instructions},
         {"role": "user", "content": f"<conversation>\n{transcript}\n</conversation>"},
     ]
-    return messages, SUMMARY_TOKENS
+    return messages, limit, used

@@ -25,11 +25,11 @@ from .._models.router import ModelSpec
 from .._storage.contract import HistoryStorage
 from .._tools import ApprovalCallback, Tool, parse_arguments
 from .context import (
-    SUMMARY_KEY,
     ContextMode,
     Fitted,
     RequestContext,
     budget_for,
+    summary_message,
     summary_request,
 )
 from .run import AgentRun, RunState
@@ -126,6 +126,8 @@ class _Step:
 
 
 _OUTPUT_PARTS = (TextDelta, ReasoningDelta, ToolCallPart)
+# Model calls one summary may take (each reads what fits the window).
+_SUMMARY_CALLS = 4
 
 
 def _retry_wait(exc: ModelError, attempt: int, retries: int) -> float | None:
@@ -346,11 +348,12 @@ class ChatAgent:
         spec: ModelSpec,
         conversation: RequestContext,
         tools: list[dict[str, Any]] | None,
+        fill: float = 1.0,
     ) -> Fitted:
         """The messages of a request to ``spec``, within its context window."""
         max_tokens = plan.max_tokens if plan.max_tokens is not None else spec.max_tokens
         budget = budget_for(spec.name, spec.context_window, max_tokens)
-        return conversation.fit(budget, tools)
+        return conversation.fit(budget, tools, fill=fill)
 
     async def _summarize(
         self,
@@ -364,44 +367,50 @@ class ChatAgent:
         tools = [tool.schema() for tool in plan.tools.values()] or None
         choice = plan.models[0]
         spec = choice.spec
-        fitted = self._fit(plan, spec, conversation, tools)
-        if not fitted.old_turns:
-            return
+        if not self._fit(plan, spec, conversation, tools).old_turns:
+            return  # everything fits
+        # Half the window: the turns after the summary fit without another one.
+        fitted = self._fit(plan, spec, conversation, tools, fill=0.5)
         budget = budget_for(spec.name, spec.context_window, None)
         previous = conversation.previous_summary()
-        messages, limit = summary_request(previous, fitted.old_turns, budget)
-        request = self._request(plan, spec, messages, None, limit)
-        request.temperature = None
-        text: list[str] = []
+        turns = fitted.old_turns
+        done = 0
         usage: dict[str, int] = {}
         started = time.perf_counter()
-        try:
-            async for part in choice.backend.stream(request):
-                if type(part) is TextDelta:
-                    text.append(part.text)
-                elif type(part) is UsagePart:
-                    usage = part.usage
-        except ModelError as exc:
-            _log_failure(run, spec, exc, "writing a summary", "the oldest turns are left out")
-            return
-        summary = "".join(text).strip()
-        if not summary:
-            return
+        # The oldest turns may be longer than the model can read at once: a summary of what
+        # fits, then of that summary and what comes next, and so on (a few calls at most).
+        for _ in range(_SUMMARY_CALLS):
+            if done >= len(turns):
+                break
+            messages, limit, used = summary_request(previous, turns[done:], budget)
+            request = self._request(plan, spec, messages, None, limit)
+            request.temperature = None
+            text: list[str] = []
+            try:
+                async for part in choice.backend.stream(request):
+                    if type(part) is TextDelta:
+                        text.append(part.text)
+                    elif type(part) is UsagePart:
+                        _add_usage(usage, part.usage)  # type: ignore[arg-type]
+            except ModelError as exc:
+                _log_failure(run, spec, exc, "writing a summary", "the oldest turns are left out")
+                break
+            if not "".join(text).strip():
+                break
+            previous = "".join(text).strip()
+            done += used
         _add_usage(run.usage, usage)
+        if not done or previous is None:
+            return
         metadata: dict[str, Any] = {
-            SUMMARY_KEY: conversation.summary_covers(fitted.old_turns),
             "model": spec.name,
             "status": "completed",
             "latency_ms": round((time.perf_counter() - started) * 1000, 1),
         }
         if usage:
             metadata["usage"] = dict(usage)
-        message = Message(
-            role="system",
-            content=f"Summary of the earlier conversation:\n\n{summary}",
-            metadata=metadata,
-        )
-        logger.info("run %s: %d messages summarized", run.id, len(fitted.old_turns))
+        message = summary_message(previous, conversation.summary_covers(turns[:done]), metadata)
+        logger.info("run %s: %d messages summarized", run.id, done)
         if user_stored is not None:
             await asyncio.shield(user_stored)
         await self._store(plan, [message])
