@@ -61,7 +61,8 @@ def test_estimate_counts_letters_as_quarters_and_punctuation_more() -> None:
 
 def test_the_window_comes_from_config_before_the_table() -> None:
     facts = model_facts("openai/gpt-4o-mini")
-    assert facts is not None and facts.max_input_tokens == 128_000
+    assert facts is not None
+    assert facts.max_input_tokens == 128_000
     assert budget_for("openai/gpt-4o-mini", None, None) == Budget(window=128_000, answer=4096)
     assert budget_for("openai/gpt-4o-mini", 8000, 500) == Budget(window=8000, answer=500)
     assert budget_for("openai/my-local-model", None, None) is None
@@ -70,7 +71,8 @@ def test_the_window_comes_from_config_before_the_table() -> None:
 
 def test_the_answer_never_takes_more_than_half_the_window() -> None:
     budget = budget_for("openai/x", 1000, 5000)
-    assert budget is not None and budget.answer == 500
+    assert budget is not None
+    assert budget.answer == 500
     assert budget.input_tokens >= 250
 
 
@@ -105,7 +107,8 @@ def test_the_oldest_turns_go_first_and_the_system_prompt_and_newest_message_stay
     # whole turns, newest first kept: the sent history is a suffix of the stored one
     kept = sent[1:-1]
     assert kept == [m.content for m in history[len(history) - len(kept) :]]
-    assert kept[0].startswith("t") and "question" in kept[0]
+    assert kept[0].startswith("t")
+    assert "question" in kept[0]
     assert fitted.tokens <= Budget(window=1000, answer=200).input_tokens
 
 
@@ -220,7 +223,10 @@ async def test_a_long_session_sends_only_what_fits_and_stores_everything(
     assert "messages_summarized" not in complete
     # the first turns were sent whole while they fitted
     assert [m["role"] for m in server.requests[1]["messages"]] == [
-        "system", "user", "assistant", "user",
+        "system",
+        "user",
+        "assistant",
+        "user",
     ]
     history = await chat.get_history(session)
     assert len(history) == 9 * 2  # nothing stored is lost
@@ -252,12 +258,11 @@ async def test_summarize_replaces_the_oldest_turns_once_and_reuses_the_summary(
     assert [m.metadata[SUMMARY_KEY] for m in summaries] == sorted(
         {m.metadata[SUMMARY_KEY] for m in summaries}
     )
-    assert not any(
-        str(m["content"]).startswith("q0 ") for m in server.requests[-1]["messages"]
-    )
+    assert not any(str(m["content"]).startswith("q0 ") for m in server.requests[-1]["messages"])
     assert "user: q0 word" in summary_requests[0]["messages"][1]["content"]
     # the request after a summary carries it in place of the turns it covers
     last = server.requests[-1]["messages"]
-    assert last[0]["role"] == "system" and "many numbered things" in last[0]["content"]
+    assert last[0]["role"] == "system"
+    assert "many numbered things" in last[0]["content"]
     # every user message is still stored
     assert sum(1 for m in history if m.role == "user") == 7

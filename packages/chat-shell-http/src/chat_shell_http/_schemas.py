@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from chat_shell import AgentRun, Message, SessionInfo, Usage
+from chat_shell import AgentRun, Message, SessionInfo, SessionUsage, Usage
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._errors import public_error
@@ -19,6 +19,8 @@ __all__ = [
     "RunInfo",
     "ServerConfig",
     "SessionList",
+    "SessionSummary",
+    "SessionSummaryList",
     "SessionUpdate",
 ]
 
@@ -89,6 +91,18 @@ class RunInfo(BaseModel):
         "off at max_tokens), `content_filter`",
     )
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    messages_sent: int | None = Field(
+        default=None,
+        description="messages in the run's last model request (null: none made yet)",
+    )
+    messages_dropped: int = Field(
+        default=0,
+        description="messages of the conversation that request left out to fit the model's "
+        "context window (they stay stored)",
+    )
+    messages_summarized: int = Field(
+        default=0, description="of those, how many a stored summary stood for"
+    )
     last_seq: int = Field(description="seq of the latest event (-1: none yet)")
 
     @classmethod
@@ -109,6 +123,9 @@ class RunInfo(BaseModel):
             reason=summary["reason"],
             finish_reason=summary["finish_reason"],
             tool_calls=summary["tool_calls"],
+            messages_sent=summary["messages_sent"],
+            messages_dropped=summary["messages_dropped"],
+            messages_summarized=summary["messages_summarized"],
             last_seq=summary["last_seq"],
         )
 
@@ -120,6 +137,18 @@ class HistoryPage(BaseModel):
 
 class SessionList(BaseModel):
     sessions: list[SessionInfo]
+    limit: int
+    offset: int
+
+
+class SessionSummary(SessionInfo):
+    """A session with what it used: tokens by model and, where known, the cost."""
+
+    usage: SessionUsage
+
+
+class SessionSummaryList(BaseModel):
+    sessions: list[SessionSummary]
     limit: int
     offset: int
 

@@ -19,6 +19,7 @@ of OpenAI's tokenizers for English, code and JSON, over-counting most other scri
 
 from __future__ import annotations
 
+import itertools
 import json
 import string
 from collections.abc import Sequence
@@ -96,9 +97,7 @@ class Budget:
         return max(usable, self.window // 4)
 
 
-def budget_for(
-    name: str, context_window: int | None, max_tokens: int | None
-) -> Budget | None:
+def budget_for(name: str, context_window: int | None, max_tokens: int | None) -> Budget | None:
     """The budget of the model ``name`` (``provider/model``): its context window from config
     (``context_window``), else from the model table; ``None`` when neither knows it."""
     facts = model_facts(name)
@@ -203,8 +202,8 @@ class RequestContext:
         rest = [m for m in stored[covers:] if SUMMARY_KEY not in m.metadata]
         if summary is None:
             rest = [m for m in stored[lead:] if SUMMARY_KEY not in m.metadata]
-        summarized = covers - lead - sum(
-            1 for m in stored[lead:covers] if SUMMARY_KEY in m.metadata
+        summarized = (
+            covers - lead - sum(1 for m in stored[lead:covers] if SUMMARY_KEY in m.metadata)
         )
         return stored[:lead], summary, summarized, rest
 
@@ -250,7 +249,7 @@ class RequestContext:
             # The newest turn alone is too long: its oldest rounds go, never its user message
             # (the turn's first message) nor its latest round.
             pieces = _rounds(tail)
-            for begin, end in zip(pieces[1:], pieces[2:], strict=False):
+            for begin, end in itertools.pairwise(pieces):
                 if total <= limit:
                     break
                 total -= sum(tail_sizes[begin:end])

@@ -1,10 +1,11 @@
 """Context windows and list prices of the chat models litellm knows, without importing litellm.
 
 ``model_table.json`` beside this module is extracted from litellm's local model table
-(``model_prices_and_context_window_backup.json``, the one ``LITELLM_LOCAL_MODEL_COST_MAP=True``
-reads): for each chat model, its provider, ``max_input_tokens``, ``max_output_tokens`` and
-the USD price of an input and an output token. Reading it costs ~3 ms once per process,
-where importing litellm costs seconds (docs/benchmarks.md). A test compares it with the
+(``litellm.model_cost`` with ``LITELLM_LOCAL_MODEL_COST_MAP=True``: the
+``model_prices_and_context_window_backup.json`` of its wheel, plus the ``…-latest`` aliases
+litellm adds when imported): for each chat model, its provider, ``max_input_tokens``,
+``max_output_tokens`` and the USD price of an input and an output token. Reading it costs a
+few ms once per process, where importing litellm costs seconds (docs/benchmarks.md). A test compares it with the
 installed litellm; after upgrading litellm, rewrite it with::
 
     python -m chat_shell._models.model_table
@@ -89,19 +90,19 @@ def model_facts(name: str) -> ModelFacts | None:
     return ModelFacts(*row)
 
 
-def _write(source_file: Path) -> int:
-    with source_file.open(encoding="utf-8") as handle:
-        table = build_table(json.load(handle))
+def _write(source: dict[str, Any]) -> int:
+    table = build_table(source)
     lines = [f"{json.dumps(name)}: {json.dumps(row)}" for name, row in table.items()]
     TABLE_FILE.write_text("{\n" + ",\n".join(lines) + "\n}\n", encoding="utf-8")
     return len(table)
 
 
 if __name__ == "__main__":  # pragma: no cover - run by hand after upgrading litellm
-    import importlib.util
+    import os
 
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or spec.origin is None:
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # the table shipped in litellm's wheel
+    try:
+        import litellm
+    except ImportError:
         raise SystemExit("litellm is not installed: pip install 'chat-shell-core[litellm]'")
-    source = Path(spec.origin).with_name("model_prices_and_context_window_backup.json")
-    print(f"{_write(source)} models written to {TABLE_FILE}")
+    print(f"{_write(litellm.model_cost)} models written to {TABLE_FILE}")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._messages import Message, SessionInfo
+
+if TYPE_CHECKING:
+    from .._usage import SessionUsage
 
 __all__ = ["HistoryStorage", "StorageProvider"]
 
@@ -62,6 +65,17 @@ class HistoryStorage(ABC):
     @abstractmethod
     async def delete_session(self, session_id: str) -> None:
         """Delete the session and all its messages; ``NotFoundError`` if it does not exist."""
+
+    async def get_usage(self, session_id: str) -> SessionUsage:
+        """Token totals of the session's model answers, by model (``metadata["model"]`` and
+        ``metadata["usage"]`` of its messages), without prices; an unknown session has none.
+
+        The default reads the whole history; a backend that can add up in place (SQL)
+        overrides it.
+        """
+        from .._usage import SessionUsage
+
+        return SessionUsage.from_messages(await self.get_history(session_id))
 
 
 class StorageProvider(ABC):
