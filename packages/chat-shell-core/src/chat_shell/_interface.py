@@ -73,6 +73,17 @@ class ChatOutput(BaseModel):
         default=None, description="the model's own (stop, tool_calls, length, content_filter)"
     )
     warnings: list[str] = Field(default_factory=list, description="e.g. fallbacks left out")
+    messages_sent: int | None = Field(
+        default=None, description="messages in the last model request (None: none was made)"
+    )
+    messages_dropped: int = Field(
+        default=0,
+        description="messages of the conversation that request left out to fit the model's "
+        "context window (they stay stored)",
+    )
+    messages_summarized: int = Field(
+        default=0, description="of those, how many a stored summary stood for"
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -93,6 +104,9 @@ class ChatOutput(BaseModel):
             reason=run.reason,
             finish_reason=run.finish_reason,
             warnings=list(run.warnings),
+            messages_sent=run.messages_sent,
+            messages_dropped=run.messages_dropped,
+            messages_summarized=run.messages_summarized,
             metadata={
                 "tool_calls": list(run.tool_calls),
                 "events": len(run.events),
