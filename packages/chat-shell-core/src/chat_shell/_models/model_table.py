@@ -5,8 +5,8 @@
 ``model_prices_and_context_window_backup.json`` of its wheel, plus the ``…-latest`` aliases
 litellm adds when imported): for each chat model, its provider, ``max_input_tokens``,
 ``max_output_tokens`` and the USD price of an input and an output token. Reading it costs a
-few ms once per process, where importing litellm costs seconds (docs/benchmarks.md). A test compares it with the
-installed litellm; after upgrading litellm, rewrite it with::
+few ms once per process, where importing litellm costs seconds (docs/benchmarks.md). A test
+compares it with the installed litellm; after upgrading litellm, rewrite it with::
 
     python -m chat_shell._models.model_table
 """
@@ -104,5 +104,7 @@ if __name__ == "__main__":  # pragma: no cover - run by hand after upgrading lit
     try:
         import litellm
     except ImportError:
-        raise SystemExit("litellm is not installed: pip install 'chat-shell-core[litellm]'")
+        raise SystemExit(
+            "litellm is not installed: pip install 'chat-shell-core[litellm]'"
+        ) from None
     print(f"{_write(litellm.model_cost)} models written to {TABLE_FILE}")
