@@ -34,6 +34,7 @@ BENCHMARKS = [
     (["bench_sqlite.py"], ["--quick"]),
     (["bench_cli.py", "--runs", "9"], ["--quick"]),
     (["bench_http.py", "--runs", "5"], ["--quick"]),
+    (["bench_context.py", "--runs", "5"], ["--quick"]),
 ]
 SECTIONS = {
     "import time": "Import",
@@ -42,6 +43,7 @@ SECTIONS = {
     "sqlite history": "Storage",
     "cli": "CLI: start-up, one-shot `query`, memory",
     "http": "HTTP server (`chat-shell serve`)",
+    "context window": "Context window: token estimate, model table, fitting a request",
 }
 
 METHOD = """\
