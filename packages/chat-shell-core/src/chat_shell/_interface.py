@@ -23,6 +23,7 @@ from ._models.router import ModelRouter, ModelSpec
 from ._storage.contract import StorageProvider
 from ._storage.plugins import create_storage
 from ._tools import ApprovalCallback, Tool, ToolRegistry
+from ._usage import SessionUsage, session_usage
 
 __all__ = [
     "ChatInput",
@@ -408,6 +409,11 @@ class DirectChatInterface(ChatInterface):
     async def list_sessions(self, *, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
         await self.initialize()
         return await self.storage.history.list_sessions(limit=limit, offset=offset)
+
+    async def session_usage(self, session_id: str) -> SessionUsage:
+        """What the session used, by model, priced where the local table knows the model."""
+        await self.initialize()
+        return await session_usage(self.storage.history, session_id)
 
     async def clear_history(self, session_id: str) -> None:
         await self.initialize()
