@@ -266,3 +266,57 @@ async def test_summarize_replaces_the_oldest_turns_once_and_reuses_the_summary(
     assert "many numbered things" in last[0]["content"]
     # every user message is still stored
     assert sum(1 for m in history if m.role == "user") == 7
+
+
+async def test_a_run_with_many_tool_rounds_keeps_its_question_and_latest_round() -> None:
+    from chat_shell import (
+        ChatAgent,
+        MemoryStorage,
+        ModelChoice,
+        ModelRequest,
+        ModelSpec,
+        RunPlan,
+        tool as make_tool,
+    )
+    from chat_shell.testing import FunctionModel, ScriptedToolCall
+
+    @make_tool
+    def lookup(q: str) -> str:
+        """Look something up.
+
+        Args:
+            q: what to look up
+        """
+        return f"{q}: " + "data " * 200
+
+    def answer(request: ModelRequest) -> Reply:
+        rounds = sum(1 for m in request.messages if m["role"] == "tool")
+        if len(model.requests) < 5:
+            call = ScriptedToolCall("lookup", {"q": f"r{len(model.requests) - 1}"})
+            return Reply(tool_calls=[call])
+        return Reply.text(f"done after seeing {rounds} results")
+
+    model = FunctionModel(answer, model_name="function/small")
+    spec = ModelSpec(
+        name="function/small", provider="custom", provider_model="m", context_window=1200
+    )
+    storage = MemoryStorage()
+    plan = RunPlan(
+        session_id="tools-1",
+        new_messages=[Message(role="user", content="find it")],
+        models=[ModelChoice(spec, model)],
+        tools={"lookup": lookup},
+    )
+    run = await ChatAgent(storage.history).start(plan).wait()
+    assert run.state == "completed"
+    last = model.requests[-1].messages
+    assert last[0] == {"role": "user", "content": "find it"}
+    assert last[-1]["role"] == "tool"
+    assert last[-1]["content"].startswith("r3")  # the latest round
+    assert not any(str(m["content"]).startswith("r0") for m in last)  # the oldest went
+    assert last[-2]["tool_calls"][0]["id"] == last[-1]["tool_call_id"]
+    complete = run.events[-1].data
+    assert complete["messages_dropped"] > 0
+    assert complete["messages_sent"] == len(last)
+    stored = await storage.history.get_history("tools-1")
+    assert sum(1 for m in stored if m.role == "tool") == 4  # all kept in the history

@@ -250,7 +250,7 @@ class RequestContext:
             # The newest turn alone is too long: its oldest rounds go, never its user message
             # (the turn's first message) nor its latest round.
             pieces = _rounds(tail)
-            for begin, end in itertools.pairwise(pieces):
+            for begin, end in itertools.pairwise(pieces[1:]):
                 if total <= limit:
                     break
                 total -= sum(tail_sizes[begin:end])
