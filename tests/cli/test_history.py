@@ -131,7 +131,7 @@ def test_list_and_show_give_the_usage_and_its_cost(cli: Run) -> None:
     assert f" {tokens} " in table[1]
     assert f"${cost:.6f}" in table[1]
     shown = cli("history", "show", session)
-    assert shown.stdout.rstrip().splitlines()[-1] == (
+    assert shown.stdout.splitlines()[2] == (  # under the session's heading
         f"usage: {tokens} tokens ({prompt} in, {completion} out) in 2 model calls, ${cost:.6f}"
     )
     data = json.loads(cli("history", "show", session, "--json").stdout)

@@ -53,8 +53,6 @@ def cost_text(cost: float | None) -> str:
 
 def usage_line(usage: SessionUsage) -> str:
     """``1,234 tokens (1,000 in, 234 out) in 3 model calls, $0.0012``."""
-    if not usage.calls:
-        return "usage: none recorded"
     line = (
         f"usage: {usage.total_tokens:,} tokens ({usage.prompt_tokens:,} in, "
         f"{usage.completion_tokens:,} out) in {plural(usage.calls, 'model call')}"
@@ -128,14 +126,15 @@ def show(session_id: str, *, json_output: bool, storage: str | None) -> int:
         }
         print(json.dumps(body, indent=2, ensure_ascii=False))
         return EXIT_OK
-    replay(info, messages)
-    print()
-    print(usage_line(usage))
+    replay(info, messages, usage)
     return EXIT_OK
 
 
-def replay(info: SessionInfo | None, messages: Sequence[Message]) -> None:
-    """Print a conversation turn by turn: Markdown on a terminal, plain text otherwise."""
+def replay(
+    info: SessionInfo | None, messages: Sequence[Message], usage: SessionUsage | None = None
+) -> None:
+    """Print a conversation turn by turn: Markdown on a terminal, plain text otherwise; with
+    ``usage``, its line under the session's heading."""
     from ._render import tool_call_line, tool_result_line
 
     console = None
@@ -170,6 +169,8 @@ def replay(info: SessionInfo | None, messages: Sequence[Message]) -> None:
         title = f" — {info.title}" if info.title else ""
         heading(f"session {info.id}{title}")
         print(f"started {_when(info.created_at)}, {plural(len(messages), 'message')}")
+        if usage is not None and usage.calls:
+            print(usage_line(usage))
     names: dict[str, str] = {}
     speaker = ""  # the role of the last heading: one heading per assistant turn, tools under it
     for message in messages:
