@@ -35,6 +35,7 @@ BENCHMARKS = [
     (["bench_cli.py", "--runs", "9"], ["--quick"]),
     (["bench_http.py", "--runs", "5"], ["--quick"]),
     (["bench_runs.py", "--runs", "3"], ["--quick", "--stores", "memory"]),
+    (["bench_context.py", "--runs", "5"], ["--quick"]),
 ]
 SECTIONS = {
     "import time": "Import",
@@ -44,6 +45,7 @@ SECTIONS = {
     "cli": "CLI: start-up, one-shot `query`, memory",
     "http": "HTTP server (`chat-shell serve`)",
     "run stores": "Run stores (200 paced streams per store: server CPU per token, first event)",
+    "context window": "Context window: token estimate, model table, fitting a request",
 }
 
 METHOD = """\

@@ -165,3 +165,63 @@ def test_an_ambiguous_or_unknown_prefix_is_one_line_and_exit_2(cli: Run) -> None
 def _session_in(cli: Run, session: str, message: str) -> None:
     result = cli("query", "--session", session, message)
     assert result.returncode == 0, result.stderr
+
+
+def test_list_and_show_give_the_usage_and_its_cost(cli: Run) -> None:
+    first = json.loads(cli("query", "--json", "one").stdout)
+    session = first["session_id"]
+    second = json.loads(cli("query", "--json", "--session", session, "two").stdout)
+    tokens = first["usage"]["total_tokens"] + second["usage"]["total_tokens"]
+    prompt = first["usage"]["prompt_tokens"] + second["usage"]["prompt_tokens"]
+    completion = first["usage"]["completion_tokens"] + second["usage"]["completion_tokens"]
+    # the default model is openai/gpt-4o-mini: litellm's table prices it
+    cost = prompt * 0.15e-6 + completion * 0.6e-6
+    listed = json.loads(cli("history", "--json").stdout)[0]
+    assert listed["usage"]["total_tokens"] == tokens
+    assert listed["usage"]["calls"] == 2
+    assert abs(listed["usage"]["cost"] - cost) < 1e-12
+    assert listed["usage"]["models"]["openai/gpt-4o-mini"]["prompt_tokens"] == prompt
+    table = cli("history").stdout.splitlines()
+    assert table[0].split() == ["ID", "UPDATED", "MESSAGES", "TOKENS", "COST", "TITLE"]
+    assert f" {tokens} " in table[1]
+    assert f"${cost:.6f}" in table[1]
+    shown = cli("history", "show", session)
+    assert shown.stdout.splitlines()[2] == (  # under the session's heading
+        f"usage: {tokens} tokens ({prompt} in, {completion} out) in 2 model calls, ${cost:.6f}"
+    )
+    data = json.loads(cli("history", "show", session, "--json").stdout)
+    assert data["usage"]["total_tokens"] == tokens
+
+
+def test_a_model_without_a_price_has_tokens_but_no_cost(cli: Run) -> None:
+    session = json.loads(cli("query", "--json", "-m", "openai/my-own-model", "hi").stdout)
+    listed = json.loads(cli("history", "--json").stdout)[0]
+    assert listed["id"] == session["session_id"]
+    assert listed["usage"]["total_tokens"] == session["usage"]["total_tokens"] > 0
+    assert listed["usage"]["cost"] is None
+    assert cli("history").stdout.splitlines()[1].split()[5] == "-"  # after the date, time
+
+
+def test_query_says_when_earlier_turns_did_not_fit(cli: Run, home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(
+        '[models."openai/gpt-4o-mini"]\ncontext_window = 1000\n', encoding="utf-8"
+    )
+    long = "word " * 150
+    first = cli("query", "--json", "--no-tools", f"first {long}")
+    session = json.loads(first.stdout)["session_id"]
+    result = cli("query", "--no-tools", "--session", session, f"second {long}")
+    assert result.returncode == 0, result.stderr
+    assert "earlier message" not in result.stderr
+    result = cli("query", "--no-tools", "--session", session, f"third {long}")
+    assert (
+        "ℹ 2 earlier messages were left out to fit the model's context window"
+        " (the history keeps them all)"
+    ) in result.stderr
+    output = json.loads(
+        cli("query", "--json", "--no-tools", "--session", session, f"fourth {long}").stdout
+    )
+    assert output["messages_sent"] == 3
+    assert output["messages_dropped"] == 4
+    shown = json.loads(cli("history", "show", session, "--json").stdout)
+    assert len(shown["messages"]) == 8

@@ -74,6 +74,7 @@ CASES: dict[str, tuple[Any, dict[str, Any], Any, Callable[[RunPlan], Any]]] = {
     "tool_timeout": (1.5, {"tool_timeout": 2.5}, 2.5, lambda plan: plan.tool_timeout),
     "run_timeout": (5.0, {"run_timeout": 9.0}, 9.0, lambda plan: plan.run_timeout),
     "retries": (1, {"retries": 4}, 4, lambda plan: plan.retries),
+    "context": ("summarize", {"context": "off"}, "off", lambda plan: plan.context_mode),
 }
 
 # The interface's own fields: no setting stands for them (each has its test below).
@@ -86,6 +87,8 @@ OWN_FIELDS = {
     "home",
     "use_config_file",
     "use_environment",
+    "toolsets",  # tests/mcp/test_mcp_agent.py
+    "run_store",  # tests/core/test_runs_library.py
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import pkgutil
 import subprocess
 import sys
@@ -62,6 +63,19 @@ def test_every_public_name_of_a_private_module_is_exported() -> None:
         "search_words",
         "TITLE_LENGTH",
         "title_untitled",
+        # the context window: used by the agent loop (and its tests and benchmarks)
+        "SUMMARY_KEY",
+        "Budget",
+        "ContextMode",
+        "Fitted",
+        "RequestContext",
+        "budget_for",
+        "estimate_tokens",
+        "summary_message",
+        "summary_request",
+        "ModelFacts",
+        "build_table",
+        "model_facts",
         # used by the CLI and the server only
         "PROVIDER_KEY_VARIABLES",
         "PackedEvents",
@@ -142,3 +156,20 @@ def test_the_provider_list_matches_litellm() -> None:
     from chat_shell._models.providers import LITELLM_PROVIDERS
 
     assert set(result.stdout.split()) == LITELLM_PROVIDERS
+
+
+@pytest.mark.litellm
+def test_the_model_table_matches_litellm() -> None:
+    """``model_table.json`` (context windows, prices) is litellm's table; it must not drift.
+    After upgrading litellm: ``python -m chat_shell._models.model_table``."""
+    code = (
+        "import os, json; os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] = 'True'\n"
+        "import litellm; print(json.dumps(litellm.model_cost))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    from chat_shell._models.model_table import TABLE_FILE, build_table
+
+    shipped = json.loads(TABLE_FILE.read_text(encoding="utf-8"))
+    assert build_table(json.loads(result.stdout.splitlines()[-1])) == shipped

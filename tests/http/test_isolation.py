@@ -27,6 +27,8 @@ SCENARIO: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/v1/sessions/{session_id}/history", {}),
     ("GET", "/v1/sessions/{session_id}/history", {"params": {"limit": 1}}),
     ("DELETE", "/v1/sessions/{session_id}", {}),
+    ("GET", "/v1/sessions/{session_id}", {}),
+    ("GET", "/api/v1/sessions/{session_id}/usage", {}),
     ("GET", "/api/v1/sessions/{session_id}", {}),
     ("PATCH", "/api/v1/sessions/{session_id}", {"json": {"title": "mine"}}),
     ("DELETE", "/api/v1/sessions/{session_id}", {}),
@@ -53,6 +55,8 @@ SCENARIO: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("POST", "/v1/response", {"json": {"messages": user("b two"), "session_id": "{session_id}"}}),
     ("GET", "/v1/sessions/{session_id}/history", {}),
+    ("GET", "/v1/sessions/{session_id}", {}),
+    ("GET", "/api/v1/sessions/{session_id}/usage", {}),
     ("GET", "/v1/sessions", {}),
     (
         "POST",

@@ -23,7 +23,7 @@ from ._runtime import (
 )
 
 if TYPE_CHECKING:
-    from chat_shell import HistoryStorage, Message, SessionInfo
+    from chat_shell import HistoryStorage, Message, SessionInfo, SessionUsage
     from rich.text import Text
 
 
@@ -41,28 +41,77 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def cost_text(cost: float | None) -> str:
+    """``$1.25``, ``$0.0123``, ``$0.000004`` (more decimals for smaller sums); ``-`` when the
+    price is unknown."""
+    if cost is None:
+        return "-"
+    if cost == 0:
+        return "$0"
+    if cost >= 0.01:
+        return f"${cost:,.2f}"
+    return f"${cost:.4f}" if cost >= 0.0001 else f"${cost:.6f}"
+
+
+def usage_line(usage: SessionUsage) -> str:
+    """``1,234 tokens (1,000 in, 234 out) in 3 model calls, $0.0012``."""
+    line = (
+        f"usage: {usage.total_tokens:,} tokens ({usage.prompt_tokens:,} in, "
+        f"{usage.completion_tokens:,} out) in {plural(usage.calls, 'model call')}"
+    )
+    if usage.cost is not None:
+        line += f", {cost_text(usage.cost)}"
+    elif any(model.cost is not None for model in usage.models.values()):
+        unpriced = sorted(name for name, m in usage.models.items() if m.cost is None)
+        line += f", cost unknown (no price for {', '.join(unpriced)})"
+    if len(usage.models) > 1:
+        shares = [
+            f"{name} {model.total_tokens:,}"
+            + (f" {cost_text(model.cost)}" if model.cost is not None else "")
+            for name, model in usage.models.items()
+        ]
+        line += "; " + ", ".join(shares)
+    return line
+
+
 def list_sessions(*, limit: int, json_output: bool, storage: str | None) -> int:
+    from chat_shell import session_usage
+
     settings = load_settings(storage=storage)
 
-    async def use(history: HistoryStorage) -> list[SessionInfo]:
-        return await history.list_sessions(limit=limit)
+    async def use(history: HistoryStorage) -> list[tuple[SessionInfo, SessionUsage]]:
+        sessions = await history.list_sessions(limit=limit)
+        return [(info, await session_usage(history, info.id)) for info in sessions]
 
     sessions = asyncio.run(with_history(settings, use, reading=True))
     if json_output:
-        print(json.dumps([info.model_dump(mode="json") for info in sessions], indent=2))
+        body = [
+            {**info.model_dump(mode="json"), "usage": usage.model_dump(mode="json")}
+            for info, usage in sessions
+        ]
+        print(json.dumps(body, indent=2))
         return EXIT_OK
     if not sessions:
         print("no sessions yet: start one with `chat-shell chat` or `chat-shell query`")
         return EXIT_OK
     rows = [
-        [info.id, _when(info.updated_at), str(info.message_count), info.title or ""]
-        for info in sessions
+        [
+            info.id,
+            _when(info.updated_at),
+            str(info.message_count),
+            f"{usage.total_tokens:,}",
+            cost_text(usage.cost) if usage.calls else "",
+            info.title or "",
+        ]
+        for info, usage in sessions
     ]
-    print(table(rows, ["ID", "UPDATED", "MESSAGES", "TITLE"]))
+    print(table(rows, ["ID", "UPDATED", "MESSAGES", "TOKENS", "COST", "TITLE"]))
     return EXIT_OK
 
 
 def show(session_id: str, *, json_output: bool, storage: str | None) -> int:
+    from chat_shell import SessionUsage
+
     settings = load_settings(storage=storage)
 
     async def use(history: HistoryStorage) -> tuple[SessionInfo, list[Message]]:
@@ -70,19 +119,24 @@ def show(session_id: str, *, json_output: bool, storage: str | None) -> int:
         return info, await history.get_history(info.id)
 
     info, messages = asyncio.run(with_history(settings, use, reading=True))
+    usage = SessionUsage.from_messages(messages).priced()  # the messages are at hand
     if json_output:
         body = {
             "session": info.model_dump(mode="json"),
+            "usage": usage.model_dump(mode="json"),
             "messages": [message.model_dump(mode="json") for message in messages],
         }
         print(json.dumps(body, indent=2, ensure_ascii=False))
         return EXIT_OK
-    replay(info, messages)
+    replay(info, messages, usage)
     return EXIT_OK
 
 
-def replay(info: SessionInfo | None, messages: Sequence[Message]) -> None:
-    """Print a conversation turn by turn: Markdown on a terminal, plain text otherwise."""
+def replay(
+    info: SessionInfo | None, messages: Sequence[Message], usage: SessionUsage | None = None
+) -> None:
+    """Print a conversation turn by turn: Markdown on a terminal, plain text otherwise; with
+    ``usage``, its line under the session's heading."""
     from ._render import tool_call_line, tool_result_line
 
     console = None
@@ -117,6 +171,8 @@ def replay(info: SessionInfo | None, messages: Sequence[Message]) -> None:
         title = f" — {info.title}" if info.title else ""
         heading(f"session {info.id}{title}")
         print(f"started {_when(info.created_at)}, {plural(len(messages), 'message')}")
+        if usage is not None and usage.calls:
+            print(usage_line(usage))
     names: dict[str, str] = {}
     speaker = ""  # the role of the last heading: one heading per assistant turn, tools under it
     for message in messages:
@@ -127,6 +183,10 @@ def replay(info: SessionInfo | None, messages: Sequence[Message]) -> None:
             print()
             heading(f"You · {_when(message.timestamp)}")
             body(message.content or "", markdown=False)
+        elif message.role == "system" and "context_summary" in message.metadata:
+            print()
+            heading("Summary of the earlier conversation (sent in place of it)")
+            body((message.content or "").split("\n\n", 1)[-1], markdown=True)
         elif message.role == "system":
             print()
             heading("System")

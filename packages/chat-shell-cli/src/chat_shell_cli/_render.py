@@ -16,7 +16,13 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
 
-__all__ = ["PlainRenderer", "RichRenderer", "tool_call_line", "tool_result_line"]
+__all__ = [
+    "PlainRenderer",
+    "RichRenderer",
+    "context_note",
+    "tool_call_line",
+    "tool_result_line",
+]
 
 _ARGUMENT_CHARS = 120
 _RESULT_CHARS = 100
@@ -52,6 +58,23 @@ def tool_result_line(data: dict[str, Any], *, with_name: bool = False) -> str:
     return f"✅ {prefix}{_one_line(str(data.get('result', '')))}"
 
 
+def context_note(data: dict[str, Any]) -> str | None:
+    """What a ``complete`` event says of earlier messages left out of the request (``None``:
+    everything was sent)."""
+    dropped = data.get("messages_dropped") or 0
+    if not isinstance(dropped, int) or dropped <= 0:
+        return None
+    summarized = data.get("messages_summarized") or 0
+    count = f"{dropped} earlier message{'s' if dropped != 1 else ''}"
+    if summarized and summarized >= dropped:
+        how = "were sent as a summary"
+    elif summarized:
+        how = f"were left out ({summarized} of them sent as a summary)"
+    else:
+        how = "were left out"
+    return f"ℹ {count} {how} to fit the model's context window (the history keeps them all)"
+
+
 class _Renderer:
     """What both renderers share: tool lines, error lines."""
 
@@ -78,6 +101,11 @@ class _Renderer:
             self._pending_tools = max(self._pending_tools - 1, 0)
             line = "  " + tool_result_line(data, with_name=several)
             self.note(line, "red" if "error" in data else "green")
+        elif kind == "complete":
+            note = context_note(data)
+            if note:
+                self.pause()
+                self.note(note, "dim")
         elif kind == "error" and self.show_errors:
             from ._agent_setup import error_text
 

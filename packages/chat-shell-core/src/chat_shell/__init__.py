@@ -130,6 +130,11 @@ if TYPE_CHECKING:
         current_owner as current_owner,
         tool as tool,
     )
+    from ._usage import (
+        ModelUsage as ModelUsage,
+        SessionUsage as SessionUsage,
+        session_usage as session_usage,
+    )
 
 # The one name table: each public name, by the private module that defines it. ``__all__``,
 # the lazy look-up below and the type checkers' view (the imports above, checked against this
@@ -202,6 +207,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "tool",
     ),
     "_storage.transfer": ("ImportReport", "SessionImporter", "export_sessions", "import_sessions"),
+    "_usage": ("ModelUsage", "SessionUsage", "session_usage"),
 }
 _LOCATIONS = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -179,6 +179,11 @@ class ModelConfig(BaseModel):
     ca_bundle: str | None = Field(
         default=None, description="PEM file or folder of CAs trusted instead of the system's"
     )
+    context_window: int | None = Field(
+        default=None,
+        gt=0,
+        description="tokens of input the model takes (default: litellm's table, if it knows)",
+    )
 
 
 class Settings(BaseModel):
@@ -195,6 +200,11 @@ class Settings(BaseModel):
     system_prompt: str | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0)
+    context: Literal["drop", "summarize", "off"] = Field(
+        default="drop",
+        description="turns that do not fit the model's context window: drop (the oldest), "
+        "summarize (replace them by a summary the model writes), off (send everything)",
+    )
     max_iterations: int = Field(default=10, ge=1, le=100, description="model calls per run")
     tool_timeout: float = Field(default=30.0, gt=0, description="seconds per tool call")
     run_timeout: float | None = Field(default=600.0, gt=0, description="seconds per run")
@@ -286,6 +296,7 @@ _ENV_KEYS = (
     "system_prompt",
     "temperature",
     "max_tokens",
+    "context",
     "max_iterations",
     "tool_timeout",
     "run_timeout",

@@ -75,6 +75,10 @@ class CompleteData(TypedDict, total=False):
     usage: Usage
     model: str | None
     reason: str
+    finish_reason: str
+    messages_sent: int
+    messages_dropped: int
+    messages_summarized: int
 
 
 class ChatEvent(BaseModel):
@@ -84,7 +88,9 @@ class ChatEvent(BaseModel):
     client names to resume a stream. ``data`` holds the event type's fields (see the ``*Data``
     types): ``content``/``thinking`` → ``delta``; ``tool_call`` → ``id, name, arguments``;
     ``tool_result`` → ``id, name, result | error, duration_ms``; ``error`` → ``code, message,
-    retryable``; ``complete`` → ``status, content, usage, model``.
+    retryable``; ``complete`` → ``status, content, usage, model`` (and ``messages_sent``,
+    ``messages_dropped``, ``messages_summarized``: the last model request's share of the
+    conversation).
     """
 
     model_config = ConfigDict(frozen=True)

@@ -28,6 +28,7 @@ from ._runs.run import AgentRun
 from ._storage.contract import SearchHit, StorageProvider
 from ._storage.plugins import create_storage
 from ._tools import ApprovalCallback, Tool, ToolRegistry, Toolset
+from ._usage import SessionUsage, session_usage
 
 __all__ = [
     "ChatInput",
@@ -79,6 +80,17 @@ class ChatOutput(BaseModel):
         default=None, description="the model's own (stop, tool_calls, length, content_filter)"
     )
     warnings: list[str] = Field(default_factory=list, description="e.g. fallbacks left out")
+    messages_sent: int | None = Field(
+        default=None, description="messages in the last model request (None: none was made)"
+    )
+    messages_dropped: int = Field(
+        default=0,
+        description="messages of the conversation that request left out to fit the model's "
+        "context window (they stay stored)",
+    )
+    messages_summarized: int = Field(
+        default=0, description="of those, how many a stored summary stood for"
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -99,6 +111,9 @@ class ChatOutput(BaseModel):
             reason=run.reason,
             finish_reason=run.finish_reason,
             warnings=list(run.warnings),
+            messages_sent=run.messages_sent,
+            messages_dropped=run.messages_dropped,
+            messages_summarized=run.messages_summarized,
             metadata={
                 "tool_calls": list(run.tool_calls),
                 "events": len(run.events),
@@ -238,6 +253,7 @@ class InterfaceConfig:
     run_timeout: float | None = None
     token_budget: int | None = None
     retries: int | None = None
+    context: str | None = None  # "drop", "summarize" or "off" (see Settings.context)
     # Tool objects, plain functions, or names of registered tools (built-ins and plugins).
     tools: Sequence[Tool | Callable[..., Any] | str] = ()
     # Sources of tools known only at run time (MCP servers): opened by initialize(), closed
@@ -265,6 +281,7 @@ _SETTINGS_FIELDS = (
     "tool_timeout",
     "run_timeout",
     "retries",
+    "context",
 )
 
 
@@ -460,6 +477,7 @@ class DirectChatInterface(ChatInterface):
             approve=self.config.approve,
             owner=owner,
             warnings=warnings,
+            context_mode=settings.context,
         )
 
     def stream_chat(self, message: str | ChatInput) -> StreamingChatOutput:
@@ -479,6 +497,11 @@ class DirectChatInterface(ChatInterface):
     async def list_sessions(self, *, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
         await self.initialize()
         return await self.storage.history.list_sessions(limit=limit, offset=offset)
+
+    async def session_usage(self, session_id: str) -> SessionUsage:
+        """What the session used, by model, priced where the local table knows the model."""
+        await self.initialize()
+        return await session_usage(self.storage.history, session_id)
 
     async def clear_history(self, session_id: str) -> None:
         """Remove the session's messages; ``SessionBusyError`` while it has a run in progress."""

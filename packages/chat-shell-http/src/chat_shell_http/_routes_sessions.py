@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from chat_shell import SessionInfo, session_usage
 from fastapi import APIRouter, Query, Response
 
 from ._deps import CurrentPrincipal, SessionId, State
 from ._errors import ErrorBody
-from ._schemas import HistoryPage, SessionList
+from ._schemas import HistoryPage, SessionSummary, SessionSummaryList
+from ._state import ServerState
 
 __all__ = ["router"]
 
@@ -19,17 +21,31 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/v1/sessions", response_model=SessionList, responses=_ERRORS)
+async def _summary(state: ServerState, info: SessionInfo, public_id: str) -> SessionSummary:
+    usage = await session_usage(state.history, info.id)
+    return SessionSummary(**{**info.model_dump(), "id": public_id}, usage=usage)
+
+
+@router.get("/v1/sessions", response_model=SessionSummaryList, responses=_ERRORS)
 async def list_sessions(
     state: State,
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-) -> SessionList:
-    """Your sessions, most recently updated first, one page at a time."""
+) -> SessionSummaryList:
+    """Your sessions, most recently updated first, one page at a time, each with its usage."""
     sessions = await state.history.list_sessions(limit=limit, offset=offset, owner=principal.owner)
-    shown = [s.model_copy(update={"id": principal.public_session_id(s.id)}) for s in sessions]
-    return SessionList(sessions=shown, limit=limit, offset=offset)
+    shown = [await _summary(state, s, principal.public_session_id(s.id)) for s in sessions]
+    return SessionSummaryList(sessions=shown, limit=limit, offset=offset)
+
+
+@router.get("/v1/sessions/{session_id}", response_model=SessionSummary, responses=_ERRORS)
+async def get_session(
+    session_id: SessionId, state: State, principal: CurrentPrincipal
+) -> SessionSummary:
+    """The session: title, times, message count and its usage (tokens by model, cost)."""
+    _, info = await state.session_for(session_id, principal)
+    return await _summary(state, info, session_id)
 
 
 @router.get("/v1/sessions/{session_id}/history", response_model=HistoryPage, responses=_ERRORS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from chat_shell import SessionInfo
+from chat_shell import SessionInfo, SessionUsage
 from fastapi import APIRouter, Query, Response
 
 from ._deps import CurrentPrincipal, SessionId, State
@@ -85,6 +85,17 @@ async def storage_get_messages(
     if info is None:
         return MessageList(messages=[])
     return MessageList(messages=await state.history.get_history(key, limit))
+
+
+@router.get("/sessions/{session_id}/usage", response_model=SessionUsage, responses=_ERRORS)
+async def storage_get_usage(
+    session_id: SessionId, state: State, principal: CurrentPrincipal
+) -> SessionUsage:
+    """`get_usage(session_id)`: token totals by model; an unknown session has none."""
+    key, info = await state.find_session(session_id, principal)
+    if info is None:
+        return SessionUsage()
+    return await state.history.get_usage(key)
 
 
 @router.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from chat_shell import Message, RunInfo as CoreRunInfo, SessionInfo, Usage
+from chat_shell import Message, RunInfo as CoreRunInfo, SessionInfo, SessionUsage, Usage
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._errors import public_error
@@ -19,6 +19,8 @@ __all__ = [
     "RunInfo",
     "ServerConfig",
     "SessionList",
+    "SessionSummary",
+    "SessionSummaryList",
     "SessionUpdate",
     "TruncateHistory",
 ]
@@ -98,6 +100,18 @@ class RunInfo(BaseModel):
         "off at max_tokens), `content_filter`",
     )
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    messages_sent: int | None = Field(
+        default=None,
+        description="messages in the run's last model request (null: none made yet)",
+    )
+    messages_dropped: int = Field(
+        default=0,
+        description="messages of the conversation that request left out to fit the model's "
+        "context window (they stay stored)",
+    )
+    messages_summarized: int = Field(
+        default=0, description="of those, how many a stored summary stood for"
+    )
     last_seq: int = Field(description="seq of the latest event (-1: none yet)")
 
     @classmethod
@@ -118,6 +132,9 @@ class RunInfo(BaseModel):
             reason=info.reason,
             finish_reason=info.finish_reason,
             tool_calls=info.tool_calls,
+            messages_sent=info.messages_sent,
+            messages_dropped=info.messages_dropped,
+            messages_summarized=info.messages_summarized,
             last_seq=info.last_seq,
         )
 
@@ -129,6 +146,18 @@ class HistoryPage(BaseModel):
 
 class SessionList(BaseModel):
     sessions: list[SessionInfo]
+    limit: int
+    offset: int
+
+
+class SessionSummary(SessionInfo):
+    """A session with what it used: tokens by model and, where known, the cost."""
+
+    usage: SessionUsage
+
+
+class SessionSummaryList(BaseModel):
+    sessions: list[SessionSummary]
     limit: int
     offset: int
 

@@ -19,10 +19,12 @@ from chat_shell import (
     HistoryStorage,
     ImportReport,
     Message,
+    ModelUsage,
     NotFoundError,
     SearchHit,
     SessionBusyError,
     SessionInfo,
+    SessionUsage,
     StorageError,
     StorageProvider,
     UserError,
@@ -425,6 +427,29 @@ _SEARCH_WITH_WAITING = (
 )
 
 
+# Token totals by model, added up in place: what SessionUsage.from_messages computes from the
+# messages (a count that is not a positive integer counts 0; total defaults to prompt + output).
+_USAGE_BY_MODEL = """
+SELECT model, count(*), sum(prompt), sum(completion), sum(coalesce(total, prompt + completion))
+FROM (
+    SELECT
+        json_extract(metadata, '$.model') AS model,
+        iif(json_type(metadata, '$.usage.prompt_tokens') = 'integer'
+            AND json_extract(metadata, '$.usage.prompt_tokens') > 0,
+            json_extract(metadata, '$.usage.prompt_tokens'), 0) AS prompt,
+        iif(json_type(metadata, '$.usage.completion_tokens') = 'integer'
+            AND json_extract(metadata, '$.usage.completion_tokens') > 0,
+            json_extract(metadata, '$.usage.completion_tokens'), 0) AS completion,
+        iif(json_type(metadata, '$.usage.total_tokens') = 'integer'
+            AND json_extract(metadata, '$.usage.total_tokens') > 0,
+            json_extract(metadata, '$.usage.total_tokens'), NULL) AS total
+    FROM messages
+    WHERE session_id = ? AND json_type(metadata, '$.usage') = 'object'
+)
+GROUP BY model
+"""
+
+
 def _fts_query(text: str) -> str:
     """Plain words to an FTS5 query: each word a quoted phrase, all required.
 
@@ -507,6 +532,23 @@ class SQLiteHistoryStorage(HistoryStorage):
             return _messages(path, rows)
 
         return await self._run(read)
+
+    async def get_usage(self, session_id: str) -> SessionUsage:
+        validate_session_id(session_id)
+
+        def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return conn.execute(_USAGE_BY_MODEL, (session_id,)).fetchall()
+
+        models = {
+            str(model) if model else "unknown": ModelUsage(
+                calls=calls,
+                prompt_tokens=prompt or 0,
+                completion_tokens=completion or 0,
+                total_tokens=total or 0,
+            )
+            for model, calls, prompt, completion, total in await self._run(read)
+        }
+        return SessionUsage.from_models(models)
 
     async def append_messages(
         self, session_id: str, messages: Sequence[Message], *, owner: str | None = None

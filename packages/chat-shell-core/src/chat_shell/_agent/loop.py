@@ -26,6 +26,14 @@ from .._runs.run import AgentRun, RunState
 from .._storage.contract import HistoryStorage
 from .._storage.titles import title_untitled
 from .._tools import ApprovalCallback, Tool, current_owner, parse_arguments
+from .context import (
+    ContextMode,
+    Fitted,
+    RequestContext,
+    budget_for,
+    summary_message,
+    summary_request,
+)
 
 __all__ = ["ChatAgent", "ModelChoice", "RunPlan"]
 
@@ -76,6 +84,7 @@ class RunPlan:
     owner: str | None = None
     approve: ApprovalCallback | None = None
     warnings: list[str] = field(default_factory=list)  # e.g. fallback models left out
+    context_mode: ContextMode = "drop"  # what is done with turns that do not fit the window
 
 
 @dataclass(slots=True)
@@ -118,6 +127,8 @@ class _Step:
 
 
 _OUTPUT_PARTS = (TextDelta, ReasoningDelta, ToolCallPart)
+# Model calls one summary may take (each reads what fits the window).
+_SUMMARY_CALLS = 4
 
 
 def _retry_wait(exc: ModelError, attempt: int, retries: int) -> float | None:
@@ -206,6 +217,11 @@ class ChatAgent:
             run.reason = reason
         if run.finish_reason:
             data["finish_reason"] = run.finish_reason
+        if run.messages_sent is not None:
+            data["messages_sent"] = run.messages_sent
+            data["messages_dropped"] = run.messages_dropped
+            if run.messages_summarized:
+                data["messages_summarized"] = run.messages_summarized
         run.emit(EventType.COMPLETE, data)
         run.finish(state)
 
@@ -233,11 +249,16 @@ class ChatAgent:
                 # Written while the model is already being asked: it shortens the time to the
                 # first token; it is awaited before anything else of the turn is stored.
                 user_stored = asyncio.ensure_future(self._store_opening(plan, not history))
-                conversation: list[Message] = []
-                if plan.system_prompt:
-                    conversation.append(Message(role="system", content=plan.system_prompt))
-                conversation += plan.context + history + plan.new_messages
+                conversation = RequestContext(
+                    history,
+                    plan.new_messages,
+                    system_prompt=plan.system_prompt,
+                    extra=plan.context,
+                    mode=plan.context_mode,
+                )
                 for _ in range(plan.max_iterations):
+                    if plan.context_mode == "summarize":
+                        await self._summarize(run, plan, conversation, user_stored)
                     step = _Step(model=plan.models[0].spec.name)
                     run.finish_reason = None  # the last answer's, once it has ended
                     await self._model_step(run, plan, conversation, step, deadline)
@@ -254,7 +275,7 @@ class ChatAgent:
                     await self._store(plan, [assistant])
                     run.step_parts = []
                     run.open_tool_calls = [{"id": c.id, "name": c.name} for c in pending_tools]
-                    conversation.append(assistant)
+                    conversation.append([assistant])
                     if cut_off:
                         self._complete(run, "incomplete", cut_off)
                         return
@@ -266,7 +287,7 @@ class ChatAgent:
                     pending_tools = []
                     await self._store(plan, tool_messages)
                     run.open_tool_calls = []
-                    conversation += tool_messages
+                    conversation.append(tool_messages)
                     budget = plan.token_budget
                     if budget is not None and run.usage.get("total_tokens", 0) >= budget:
                         self._complete(run, "incomplete", f"token budget of {budget} reached")
@@ -351,11 +372,108 @@ class ChatAgent:
         except ChatShellError:
             logger.warning("could not store the partial answer of session %s", plan.session_id)
 
+    @staticmethod
+    def _fit(
+        plan: RunPlan,
+        spec: ModelSpec,
+        conversation: RequestContext,
+        tools: list[dict[str, Any]] | None,
+        fill: float = 1.0,
+    ) -> Fitted:
+        """The messages of a request to ``spec``, within its context window."""
+        max_tokens = plan.max_tokens if plan.max_tokens is not None else spec.max_tokens
+        budget = budget_for(spec.name, spec.context_window, max_tokens)
+        return conversation.fit(budget, tools, fill=fill)
+
+    async def _summarize(
+        self,
+        run: AgentRun,
+        plan: RunPlan,
+        conversation: RequestContext,
+        user_stored: asyncio.Future[None] | None,
+    ) -> None:
+        """Replace the oldest turns that do not fit by a summary the model writes, stored
+        (marked ``context_summary``) so later turns reuse it. A failure leaves them dropped."""
+        tools = [tool.schema() for tool in plan.tools.values()] or None
+        choice = plan.models[0]
+        spec = choice.spec
+        if not self._fit(plan, spec, conversation, tools).old_turns:
+            return  # everything fits
+        # Half the window: the turns after the summary fit without another one.
+        fitted = self._fit(plan, spec, conversation, tools, fill=0.5)
+        budget = budget_for(spec.name, spec.context_window, None)
+        previous = conversation.previous_summary()
+        turns = fitted.old_turns
+        done = 0
+        usage: dict[str, int] = {}
+        started = time.perf_counter()
+        # The oldest turns may be longer than the model can read at once: a summary of what
+        # fits, then of that summary and what comes next, and so on (a few calls at most).
+        for _ in range(_SUMMARY_CALLS):
+            if done >= len(turns):
+                break
+            messages, limit, used = summary_request(previous, turns[done:], budget)
+            request = self._request(plan, spec, messages, None, limit)
+            request.temperature = None
+            text: list[str] = []
+            try:
+                async for part in choice.backend.stream(request):
+                    if type(part) is TextDelta:
+                        text.append(part.text)
+                    elif type(part) is UsagePart:
+                        _add_usage(usage, part.usage)  # type: ignore[arg-type]
+            except ModelError as exc:
+                _log_failure(run, spec, exc, "writing a summary", "the oldest turns are left out")
+                break
+            if not "".join(text).strip():
+                break
+            previous = "".join(text).strip()
+            done += used
+        _add_usage(run.usage, usage)
+        if not done or previous is None:
+            return
+        metadata: dict[str, Any] = {
+            "model": spec.name,
+            "status": "completed",
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+        if usage:
+            metadata["usage"] = dict(usage)
+        message = summary_message(previous, conversation.summary_covers(turns[:done]), metadata)
+        logger.info("run %s: %d messages summarized", run.id, done)
+        if user_stored is not None:
+            await asyncio.shield(user_stored)
+        await self._store(plan, [message])
+        conversation.append([message])
+
+    @staticmethod
+    def _request(
+        plan: RunPlan,
+        spec: ModelSpec,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        max_tokens: int | None,
+    ) -> ModelRequest:
+        return ModelRequest(
+            model=spec.provider_model,
+            messages=messages,
+            tools=tools,
+            temperature=plan.temperature if plan.temperature is not None else spec.temperature,
+            max_tokens=max_tokens,
+            api_base=spec.api_base,
+            api_key=spec.api_key,
+            timeout=spec.timeout,
+            connect_timeout=spec.connect_timeout,
+            first_byte_timeout=spec.first_byte_timeout,
+            read_timeout=spec.read_timeout,
+            ca_bundle=spec.ca_bundle,
+        )
+
     async def _model_step(
         self,
         run: AgentRun,
         plan: RunPlan,
-        conversation: list[Message],
+        conversation: RequestContext,
         step: _Step,
         deadline: float | None,
     ) -> None:
@@ -366,26 +484,14 @@ class ChatAgent:
         failure propagates. A retry whose wait would leave less than a second of the run's time
         is not attempted.
         """
-        messages = [message.to_model_dict() for message in conversation]
         tools = [tool.schema() for tool in plan.tools.values()] or None
         last_error: ModelError | None = None
         loop = asyncio.get_running_loop()
         for position, choice in enumerate(plan.models):
             spec = choice.spec
-            request = ModelRequest(
-                model=spec.provider_model,
-                messages=messages,
-                tools=tools,
-                temperature=plan.temperature if plan.temperature is not None else spec.temperature,
-                max_tokens=plan.max_tokens if plan.max_tokens is not None else spec.max_tokens,
-                api_base=spec.api_base,
-                api_key=spec.api_key,
-                timeout=spec.timeout,
-                connect_timeout=spec.connect_timeout,
-                first_byte_timeout=spec.first_byte_timeout,
-                read_timeout=spec.read_timeout,
-                ca_bundle=spec.ca_bundle,
-            )
+            fitted = self._fit(plan, spec, conversation, tools)
+            max_tokens = plan.max_tokens if plan.max_tokens is not None else spec.max_tokens
+            request = self._request(plan, spec, fitted.messages, tools, max_tokens)
             for attempt in range(plan.retries + 1):
                 step.model = spec.name
                 step.started = time.perf_counter()
@@ -414,6 +520,9 @@ class ChatAgent:
                     await asyncio.sleep(wait)
                     continue
                 run.model = spec.name
+                run.messages_sent = len(fitted.messages)
+                run.messages_dropped = fitted.dropped
+                run.messages_summarized = fitted.summarized
                 return
         assert last_error is not None
         raise last_error

@@ -91,6 +91,7 @@ class ModelSpec:
     first_byte_timeout: float = FIRST_BYTE_TIMEOUT
     read_timeout: float = READ_TIMEOUT
     ca_bundle: str | None = None
+    context_window: int | None = None  # from config; None: the model table's, if it knows
 
 
 class ModelRouter:
@@ -181,6 +182,7 @@ class ModelRouter:
             first_byte_timeout=config.first_byte_timeout or self.settings.first_byte_timeout,
             read_timeout=config.read_timeout or self.settings.read_timeout,
             ca_bundle=config.ca_bundle,
+            context_window=config.context_window,
         )
 
     def backend(self, spec: ModelSpec) -> ModelBackend:

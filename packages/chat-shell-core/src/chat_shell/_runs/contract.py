@@ -110,6 +110,11 @@ class RunInfo(BaseModel):
     finish_reason: str | None = Field(default=None, description="the model's, for its last answer")
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    messages_sent: int | None = Field(
+        default=None, description="messages in the last model request (the context window's fit)"
+    )
+    messages_dropped: int = Field(default=0, description="earlier messages left out to fit")
+    messages_summarized: int = Field(default=0, description="earlier messages a summary replaced")
     last_seq: int = Field(default=-1, description="seq of the latest stored event (-1: none)")
     cancel_requested: bool = False
     # What only chat-shell uses: who holds the run, and what recovery needs.
@@ -158,6 +163,9 @@ PUBLIC_FIELDS: frozenset[str] = frozenset(
         "reason",
         "finish_reason",
         "tool_calls",
+        "messages_sent",
+        "messages_dropped",
+        "messages_summarized",
         "last_seq",
     }
 )

@@ -87,6 +87,11 @@ class AgentRun:
         self.finish_reason: str | None = None  # the model's, for its last answer
         self.warnings: list[str] = []
         self.tool_calls: list[dict[str, Any]] = []
+        # The last model request's messages; what of the conversation it left out to fit the
+        # model's context window, and how many of those a summary stood for.
+        self.messages_sent: int | None = None
+        self.messages_dropped = 0
+        self.messages_summarized = 0
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
         self._waiters: list[asyncio.Future[None]] = []
@@ -189,6 +194,9 @@ class AgentRun:
             finish_reason=self.finish_reason,
             tool_calls=[dict(call) for call in self.tool_calls],
             warnings=list(self.warnings),
+            messages_sent=self.messages_sent,
+            messages_dropped=self.messages_dropped,
+            messages_summarized=self.messages_summarized,
             last_seq=len(self.events) - 1,
             cancel_requested=self.cancel_requested,
             holder=self.holder,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from .._errors import UserError
 from .._messages import Message, SessionInfo
+
+if TYPE_CHECKING:
+    from .._usage import SessionUsage
 
 __all__ = ["HistoryStorage", "SearchHit", "StorageProvider", "check_keep"]
 
@@ -141,6 +144,17 @@ class HistoryStorage(ABC):
         from .lookup import scan_for_words
 
         return await scan_for_words(self, text, limit=limit, owner=owner, session_id=session_id)
+
+    async def get_usage(self, session_id: str) -> SessionUsage:
+        """Token totals of the session's model answers, by model (``metadata["model"]`` and
+        ``metadata["usage"]`` of its messages), without prices; an unknown session has none.
+
+        The default reads the whole history; a backend that can add up in place (SQL)
+        overrides it.
+        """
+        from .._usage import SessionUsage
+
+        return SessionUsage.from_messages(await self.get_history(session_id))
 
 
 class StorageProvider(ABC):

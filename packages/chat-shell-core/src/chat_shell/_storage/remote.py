@@ -19,6 +19,8 @@ from .contract import HistoryStorage, StorageProvider, check_keep
 if TYPE_CHECKING:
     import httpx
 
+    from .._usage import SessionUsage
+
 __all__ = ["RemoteHistoryStorage", "RemoteStorage"]
 
 _RETRY_STATUS = frozenset({502, 503, 504})
@@ -147,6 +149,12 @@ class RemoteHistoryStorage(HistoryStorage):
 
     async def delete_session(self, session_id: str) -> None:
         await self._call("DELETE", self._session(session_id))
+
+    async def get_usage(self, session_id: str) -> SessionUsage:
+        from .._usage import SessionUsage
+
+        body = await self._call("GET", self._session(session_id) + "/usage")
+        return SessionUsage.model_validate(body)
 
 
 class RemoteStorage(StorageProvider):

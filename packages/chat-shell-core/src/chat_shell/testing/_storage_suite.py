@@ -63,6 +63,32 @@ class StorageConformance:
         assert await history.get_history("nobody") == []
 
     @pytest.mark.asyncio
+    async def test_usage_adds_up_the_model_answers_by_model(self, history: HistoryStorage) -> None:
+        assert (await history.get_usage("nobody")).total_tokens == 0
+        usage = {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+        await history.append_messages("s1", _turn("first"))
+        await history.append_messages(
+            "s1",
+            [
+                Message(role="user", content="again"),
+                Message(role="assistant", content="a", metadata={"model": "b/y", "usage": usage}),
+                Message(role="system", content="s", metadata={"model": "b/y", "usage": usage}),
+                Message(role="assistant", content="no usage", metadata={"model": "b/y"}),
+            ],
+        )
+        await history.append_messages("s2", _turn("other session"))
+        totals = await history.get_usage("s1")
+        assert totals.calls == 3
+        assert (totals.prompt_tokens, totals.completion_tokens) == (20, 8)
+        assert totals.total_tokens == 3 + 28
+        assert sorted(totals.models) == ["b/y", "openai/x"]
+        assert totals.models["openai/x"].total_tokens == 3
+        assert totals.models["b/y"].calls == 2
+        assert totals.cost is None  # prices are added by chat_shell.session_usage
+        with pytest.raises(UserError):
+            await history.get_usage("../x")
+
+    @pytest.mark.asyncio
     async def test_round_trip_keeps_every_field(self, history: HistoryStorage) -> None:
         turn = _turn("first")
         await history.append_messages("s1", turn)
