@@ -53,9 +53,7 @@ _TOUCH_SESSION = (
     " updated_at = greatest(s.updated_at, excluded.updated_at),"
     " message_count = s.message_count + excluded.message_count"
 )
-_HISTORY = (
-    f"SELECT {_MESSAGE_COLUMNS} FROM chat_shell_messages WHERE session_id = %s ORDER BY id"  # noqa: S608
-)
+_HISTORY = f"SELECT {_MESSAGE_COLUMNS} FROM chat_shell_messages WHERE session_id = %s ORDER BY id"  # noqa: S608
 _HISTORY_LAST = (
     f"SELECT {_MESSAGE_COLUMNS} FROM (SELECT id, {_MESSAGE_COLUMNS} FROM chat_shell_messages"  # noqa: S608
     " WHERE session_id = %s ORDER BY id DESC LIMIT %s) AS last ORDER BY id"
@@ -65,7 +63,7 @@ _HEADLINE = (
     " FragmentDelimiter=…"
 )
 _SEARCH = (
-    "SELECT hit.session_id,"
+    "SELECT hit.session_id,"  # noqa: S608
     " ts_headline('simple', coalesce(hit.content, ''), query, %(headline)s),"
     f" {', '.join('hit.' + c for c in _MESSAGE_COLUMNS.split(', '))}"
     " FROM (SELECT m.*, ts_rank_cd(m.words, query) AS rank, query"
@@ -405,7 +403,9 @@ class PostgresStorage(StorageProvider):
         try:
             conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
-            raise UserError(f"storage_url is not a PostgreSQL URL or connection string: {exc}") from None
+            raise UserError(
+                f"storage_url is not a PostgreSQL URL or connection string: {exc}"
+            ) from None
         if pool_size < 1:
             raise UserError(f"pool_size must be 1 or more (got {pool_size})")
         if connect_timeout <= 0:
