@@ -39,10 +39,12 @@ def serve(
     insecure_no_auth: bool = False,
     storage: str | None = None,
     log_level: str | None = None,
+    workers: int | None = None,
 ) -> int:
     """Run the server until SIGTERM (exit 0) or Ctrl-C (130); 2 for bad configuration or an
-    address that cannot be listened on, 1 when the app's start-up fails."""
-    from chat_shell import UserError, load_settings
+    address that cannot be listened on, 1 when the storage cannot be opened or the app's
+    start-up fails. With ``workers`` > 1, that many processes share the listening socket."""
+    from chat_shell import StorageError, UserError, load_settings
 
     try:
         settings = load_settings(storage=storage)
@@ -55,12 +57,24 @@ def serve(
             api_keys=api_keys or None,
             insecure_no_auth=insecure_no_auth or None,
             log_level=log_level,
+            workers=workers,
         )
         server.check_bind()
+        _check_storage_is_shared(settings, server.workers)
         listener = _listen(server.host, server.port)
     except UserError as exc:
         print(f"chat-shell serve: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        _open_storage_once(settings)
+    except UserError as exc:
+        listener.close()
+        print(f"chat-shell serve: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageError as exc:
+        listener.close()
+        print(f"chat-shell serve: {exc.message}", file=sys.stderr)
+        return EXIT_STARTUP_FAILED
     with listener:
         try:
             from ._app import create_app
@@ -74,14 +88,49 @@ def serve(
             auth = "NO AUTH (--insecure-no-auth)"
         bound = listener.getsockname()[1]
         shown_host = f"[{server.host}]" if ":" in server.host else server.host
+        processes = f"; {server.workers} workers" if server.workers > 1 else ""
         print(
             f"chat-shell serve: http://{shown_host}:{bound} ({auth}; "
-            f"storage {settings.storage}); chat page at /, API docs at /docs",
+            f"storage {settings.storage}{processes}); chat page at /, API docs at /docs",
             file=sys.stderr,
             flush=True,
         )
         _warn_if_model_unusable(settings)
+        if server.workers > 1:
+            return _run_workers(settings, server, listener)
         return _run(app, server, listener)
+
+
+def _check_storage_is_shared(settings: "Settings", workers: int) -> None:
+    """Several workers need one history they all see: refuse a backend that lives in one
+    process (memory) before anything starts."""
+    if workers <= 1:
+        return
+    from chat_shell import UserError, storage_from_settings
+
+    provider = storage_from_settings(settings)
+    if not provider.shared_between_processes:
+        raise UserError(
+            f"--workers {workers} needs a storage several processes share (sqlite, json,"
+            f" postgres, remote); storage {settings.storage} lives in one process: choose"
+            " another with --storage, or run one worker"
+        )
+
+
+def _open_storage_once(settings: "Settings") -> None:
+    """Open (and migrate) the storage before serving, so that an unreachable database or a
+    damaged file is one line and exit 1, not a start-up traceback; the workers then find the
+    schema current."""
+    import asyncio
+
+    from chat_shell import storage_from_settings
+
+    async def check() -> None:
+        provider = storage_from_settings(settings)
+        await provider.initialize()
+        await provider.close()
+
+    asyncio.run(check())
 
 
 def _listen(host: str, port: int) -> "socket.socket":
@@ -176,6 +225,55 @@ def _run(app: "FastAPI", server: "ServerSettings", listener: "socket.socket") ->
     return EXIT_INTERRUPTED if running.stopped_by == signal.SIGINT else EXIT_OK
 
 
+def _worker_app(settings: "Settings", server: "ServerSettings") -> "FastAPI":
+    """The app of one worker process: built there, from the parent's settings."""
+    from ._app import create_app
+
+    return create_app(settings, server=server)
+
+
+def _run_workers(settings: "Settings", server: "ServerSettings", listener: "socket.socket") -> int:
+    """uvicorn's own supervisor: ``server.workers`` processes accept on the one socket, each
+    building its app from the settings; a worker that dies is replaced; SIGTERM or Ctrl-C
+    stops every worker gracefully (SIGTERM each, then wait), then the parent exits."""
+    import functools
+
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        interrupted = False
+
+        def handle_int(self) -> None:
+            self.interrupted = True
+            super().handle_int()
+
+    config = uvicorn.Config(
+        functools.partial(_worker_app, settings, server),
+        factory=True,
+        host=server.host,
+        port=listener.getsockname()[1],
+        workers=server.workers,
+        log_level=server.log_level,
+        access_log=server.access_log,
+        # by name: the configuration is pickled to each worker, and the class is made at run time
+        http="chat_shell_http._connections:HTTPProtocol",
+        ws="none",
+        timeout_graceful_shutdown=5,
+        server_header=False,
+        # a new worker imports chat-shell before it can answer the supervisor's pings: on a
+        # busy machine that takes more than uvicorn's default 5 s
+        timeout_worker_healthcheck=30,
+    )
+    supervisor = Supervisor(config, sockets=[listener])
+    supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        print("chat-shell serve: a worker failed to start (the reason is above)", file=sys.stderr)
+        return EXIT_STARTUP_FAILED
+    return EXIT_INTERRUPTED if supervisor.interrupted else EXIT_OK
+
+
 def register(app: "typer.Typer") -> None:
     """Add ``serve`` to the chat-shell CLI."""
     import typer
@@ -202,9 +300,18 @@ def register(app: "typer.Typer") -> None:
             ),
         ] = False,
         storage: Annotated[
-            str | None, typer.Option(help="history backend (sqlite, json, memory, remote)")
+            str | None,
+            typer.Option(help="history backend (sqlite, json, memory, remote, postgres)"),
         ] = None,
         log_level: Annotated[str | None, typer.Option(help="uvicorn log level")] = None,
+        workers: Annotated[
+            int | None,
+            typer.Option(
+                help="server processes on the one port [default: 1]; more than 1 needs a"
+                " storage processes share (not memory)",
+                min=1,
+            ),
+        ] = None,
     ) -> None:
         """Serve chat-shell over HTTP: resumable SSE runs, sessions, remote storage."""
         code = serve(
@@ -214,6 +321,7 @@ def register(app: "typer.Typer") -> None:
             insecure_no_auth=insecure_no_auth,
             storage=storage,
             log_level=log_level,
+            workers=workers,
         )
         if code:
             raise typer.Exit(code)

@@ -22,14 +22,15 @@ def describe(conninfo: str) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    """The driver's first line (libpq adds hints on the next lines; ours follow instead)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def unreachable_error(conninfo: str, exc: BaseException) -> StorageError:
     return StorageError(
-        f"cannot connect to PostgreSQL at {describe(conninfo)}: {_reason(exc)}; check"
-        " storage_url and that the server is running"
+        f"cannot connect to PostgreSQL at {describe(conninfo)}: {_reason(exc)}; is the server"
+        " running there, and are storage_url's host, port, user and password right?"
     )
 
 

@@ -387,6 +387,7 @@ class PostgresStorage(StorageProvider):
     """
 
     name = "postgres"
+    shared_between_processes = True
 
     def __init__(
         self,

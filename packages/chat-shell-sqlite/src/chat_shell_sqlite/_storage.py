@@ -667,6 +667,7 @@ class SQLiteStorage(StorageProvider):
     """
 
     name = "sqlite"
+    shared_between_processes = True
 
     def __init__(
         self,
