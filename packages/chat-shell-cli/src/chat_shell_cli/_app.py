@@ -52,7 +52,8 @@ Storage = Annotated[
     str | None,
     typer.Option(
         "--storage",
-        help="History backend: sqlite (default), json, memory, remote or postgres (config `storage`).",
+        help="History backend: sqlite (default), json, memory, remote or postgres"
+        " (config `storage`).",
         metavar="NAME",
     ),
 ]

@@ -1,0 +1,159 @@
+"""`chat-shell serve` on PostgreSQL, as real processes: one clear line when the database cannot
+be reached, `--workers N` refused for a storage one process holds, and N workers sharing one
+port and one history that every worker serves, stopped together by SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from chat_shell.testing import ScriptedModelServer
+
+pytest.importorskip("chat_shell_cli")
+pytest.importorskip("chat_shell_http")
+pytest.importorskip("chat_shell_postgres")
+
+SCRIPT = Path(sys.executable).with_name("chat-shell")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def upstream() -> Iterator[ScriptedModelServer]:
+    with ScriptedModelServer() as server:
+        yield server
+
+
+def user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def environment(home: Path, upstream: ScriptedModelServer, url: str) -> dict[str, str]:
+    home.mkdir(mode=0o700, exist_ok=True)
+    (home / "config.toml").write_text(
+        'model = "openai/scripted"\nretries = 0\nstorage = "postgres"\n'
+        f'[models."openai/scripted"]\napi_base = "{upstream.url}"\n'
+    )
+    return {
+        **os.environ,
+        "CHAT_SHELL_HOME": str(home),
+        "CHAT_SHELL_STORAGE_URL": url,
+        "NO_COLOR": "1",
+    }
+
+
+def serve(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(SCRIPT), "serve", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"chat-shell serve exited: {process.stderr.read()}")  # type: ignore[union-attr]
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("chat-shell serve did not start")
+        time.sleep(0.1)
+
+
+def test_an_unreachable_database_is_one_line_and_exit_1(
+    tmp_path: Path, upstream: ScriptedModelServer
+) -> None:
+    url = f"postgresql://chat:hunter2secret@127.0.0.1:{free_port()}/chat"
+    env = environment(tmp_path / "home", upstream, url)
+    for command in (["serve", "--port", str(free_port())], ["history"], ["query", "hello"]):
+        result = subprocess.run(
+            [str(SCRIPT), *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1, (command, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, (command, result.stderr)
+        assert "cannot connect to PostgreSQL at 127.0.0.1:" in lines[0]
+        assert "hunter2secret" not in result.stderr + result.stdout
+
+
+def test_workers_are_refused_for_a_storage_one_process_holds(
+    tmp_path: Path, upstream: ScriptedModelServer
+) -> None:
+    env = environment(tmp_path / "home", upstream, "postgresql://unused@127.0.0.1/x")
+    result = subprocess.run(
+        [str(SCRIPT), "serve", "--port", str(free_port()), "--storage", "memory", "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "chat-shell serve: --workers 2 needs a storage several processes share (sqlite, json,"
+        " postgres, remote); storage memory lives in one process: choose another with"
+        " --storage, or run one worker"
+    ]
+
+
+def test_two_workers_share_the_port_and_the_history(
+    tmp_path: Path, upstream: ScriptedModelServer, postgres_url: str
+) -> None:
+    env = environment(tmp_path / "home", upstream, postgres_url)
+    process, url = serve(env, "--workers", "2")
+    try:
+        parent = psutil.Process(process.pid)
+        workers = parent.children(recursive=True)
+        assert len([w for w in workers if "spawn_main" in " ".join(w.cmdline())]) == 2
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for n in range(6):  # new connections: the kernel spreads them over both workers
+                answer = client.post(
+                    "/v1/response",
+                    json={
+                        "messages": user(f"question {n}"),
+                        "session_id": "shared",
+                        "stream": False,
+                    },
+                    headers={"Connection": "close"},
+                )
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["status"] == "completed"
+            for _ in range(6):
+                history = client.get("/v1/sessions/shared/history", headers={"Connection": "close"})
+                users = [m["content"] for m in history.json()["messages"] if m["role"] == "user"]
+                assert users == [f"question {n}" for n in range(6)]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        # the workers (and multiprocessing's resource tracker) end with the parent
+        _gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert alive == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()  # type: ignore[union-attr]
