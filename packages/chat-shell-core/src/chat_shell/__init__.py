@@ -24,10 +24,6 @@ if TYPE_CHECKING:
         ModelChoice as ModelChoice,
         RunPlan as RunPlan,
     )
-    from ._agent.run import (
-        AgentRun as AgentRun,
-        RunState as RunState,
-    )
     from ._config import (
         ModelConfig as ModelConfig,
         Settings as Settings,
@@ -39,6 +35,7 @@ if TYPE_CHECKING:
         ChatShellError as ChatShellError,
         ModelError as ModelError,
         NotFoundError as NotFoundError,
+        SessionBusyError as SessionBusyError,
         StorageError as StorageError,
         ToolError as ToolError,
         UserError as UserError,
@@ -85,6 +82,20 @@ if TYPE_CHECKING:
         ModelRouter as ModelRouter,
         ModelSpec as ModelSpec,
     )
+    from ._runs.contract import (
+        RunInfo as RunInfo,
+        RunStore as RunStore,
+    )
+    from ._runs.memory import MemoryRunStore as MemoryRunStore
+    from ._runs.plugins import (
+        available_run_stores as available_run_stores,
+        create_run_store as create_run_store,
+        run_store_from_settings as run_store_from_settings,
+    )
+    from ._runs.run import (
+        AgentRun as AgentRun,
+        RunState as RunState,
+    )
     from ._storage.contract import (
         HistoryStorage as HistoryStorage,
         StorageProvider as StorageProvider,
@@ -125,6 +136,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ChatShellError",
         "ModelError",
         "NotFoundError",
+        "SessionBusyError",
         "StorageError",
         "ToolError",
         "UserError",
@@ -166,7 +178,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_models.router": ("ModelRouter", "ModelSpec"),
     "_storage.plugins": ("available_storage", "create_storage", "storage_from_settings"),
     "_storage.remote": ("RemoteHistoryStorage", "RemoteStorage"),
-    "_agent.run": ("AgentRun", "RunState"),
+    "_runs.run": ("AgentRun", "RunState"),
+    "_runs.contract": ("RunInfo", "RunStore"),
+    "_runs.memory": ("MemoryRunStore",),
+    "_runs.plugins": ("available_run_stores", "create_run_store", "run_store_from_settings"),
     "_storage.contract": ("HistoryStorage", "StorageProvider"),
     "_tools": ("ApprovalCallback", "Tool", "ToolFactory", "ToolRegistry", "tool"),
     "_storage.transfer": ("ImportReport", "SessionImporter", "export_sessions", "import_sessions"),

@@ -244,6 +244,17 @@ class Settings(BaseModel):
     storage_api_key: str | None = Field(
         default=None, repr=False, json_schema_extra={"secret": True}
     )
+    run_store: str | None = Field(
+        default=None,
+        description="where runs live (memory, sqlite …); None: the history backend's own "
+        "run store when it has one, else memory",
+    )
+    run_lease_seconds: float = Field(
+        default=20.0,
+        ge=2,
+        le=3600,
+        description="a run whose process stops renewing it for this long is marked interrupted",
+    )
     server: dict[str, Any] = Field(
         default_factory=dict, description="options of `chat-shell serve` (docs/http.md)"
     )
@@ -307,6 +318,8 @@ _ENV_KEYS = (
     "storage_path",
     "storage_url",
     "storage_api_key",
+    "run_store",
+    "run_lease_seconds",
     "tools",
     "file_root",
     "file_max_bytes",

@@ -2,6 +2,7 @@
 
     ChatShellError                 base of everything chat-shell raises on purpose
     ├── UserError                  misuse or bad configuration; the message says how to fix it
+    ├── SessionBusyError           the session has a run in progress (``run_id`` names it)
     ├── ModelError                 the provider failed; ``code`` says how (``MODEL_ERROR_CODES``),
     │                              ``retryable`` whether a second try may help
     ├── ToolError                  a tool failed or was called wrongly
@@ -19,6 +20,7 @@ __all__ = [
     "ChatShellError",
     "ModelError",
     "NotFoundError",
+    "SessionBusyError",
     "StorageError",
     "ToolError",
     "UserError",
@@ -39,6 +41,24 @@ class UserError(ChatShellError):
     """Misuse or bad configuration: the message says what to change."""
 
     code = "user_error"
+
+
+class SessionBusyError(ChatShellError):
+    """The session has a run in progress: one run per session, in every mode.
+
+    ``run_id`` names the run; wait for its end (or cancel it) and try again.
+    """
+
+    code = "session_busy"
+
+    def __init__(self, session_id: str, run_id: str, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or f"session {session_id} has a run in progress ({run_id}); wait for its end or "
+            "cancel it"
+        )
+        self.session_id = session_id
+        self.run_id = run_id
 
 
 # How a model call failed: the codes of ``ModelError`` (and of the run's ``error`` event), each

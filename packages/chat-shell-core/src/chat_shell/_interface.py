@@ -13,13 +13,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ._agent.loop import ChatAgent, ModelChoice, RunPlan
-from ._agent.run import AgentRun
 from ._config import Settings, load_settings
 from ._errors import UserError
 from ._events import ChatEvent, EventType, Usage
 from ._messages import Message, SessionInfo, validate_session_id
 from ._models.backend import ModelBackend
 from ._models.router import ModelRouter, ModelSpec
+from ._runs.run import AgentRun
 from ._storage.contract import StorageProvider
 from ._storage.plugins import create_storage
 from ._tools import ApprovalCallback, Tool, ToolRegistry

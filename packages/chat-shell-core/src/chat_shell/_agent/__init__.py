@@ -1,2 +1,2 @@
-"""The agent: the loop that turns one user message into model calls and tool calls (``loop``) and
-the run that carries its events to whoever watches (``run``)."""
+"""The agent: the loop that turns one user message into model calls and tool calls (``loop``);
+its runs live in ``chat_shell._runs``."""

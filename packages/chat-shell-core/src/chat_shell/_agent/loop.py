@@ -22,9 +22,9 @@ from .._models.backend import (
     UsagePart,
 )
 from .._models.router import ModelSpec
+from .._runs.run import AgentRun, RunState
 from .._storage.contract import HistoryStorage
 from .._tools import ApprovalCallback, Tool, parse_arguments
-from .run import AgentRun, RunState
 
 __all__ = ["ChatAgent", "ModelChoice", "RunPlan"]
 

@@ -6,6 +6,7 @@
 - ``ScriptedOllamaServer``: the same scripts through Ollama's native ``/api/chat`` (NDJSON).
 - ``FakeModel`` / ``FunctionModel``: in-process model backends for unit tests.
 - ``StorageConformance``: the storage conformance suite (needs pytest and pytest-asyncio).
+- ``RunStoreSuite``: the run-store conformance suite (the same).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from ._script import Reply, ScriptedToolCall, reply_chunks
 from ._server import ScriptedModelServer, default_responder
 
 if TYPE_CHECKING:
+    from ._run_store_suite import RunStoreSuite
     from ._storage_suite import StorageConformance
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "FunctionModel",
     "Recording",
     "Reply",
+    "RunStoreSuite",
     "ScriptedModelServer",
     "ScriptedOllamaServer",
     "ScriptedToolCall",
@@ -38,4 +41,8 @@ def __getattr__(name: str) -> Any:
         from ._storage_suite import StorageConformance
 
         return StorageConformance
+    if name == "RunStoreSuite":
+        from ._run_store_suite import RunStoreSuite
+
+        return RunStoreSuite
     raise AttributeError(name)

@@ -14,8 +14,12 @@ from .._events import ChatEvent, EventType, Usage
 
 __all__ = ["AgentRun", "PackedEvents", "RunState"]
 
-RunState = Literal["queued", "running", "completed", "failed", "cancelled", "incomplete"]
-FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "incomplete"})
+RunState = Literal[
+    "queued", "running", "completed", "failed", "cancelled", "incomplete", "interrupted"
+]
+FINAL_STATES: frozenset[str] = frozenset(
+    {"completed", "failed", "cancelled", "incomplete", "interrupted"}
+)
 
 
 class PackedEvents(Sequence[ChatEvent]):
@@ -35,6 +39,11 @@ class PackedEvents(Sequence[ChatEvent]):
 
     def __len__(self) -> int:
         return len(self._ends)
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the events' JSON."""
+        return len(self._blob)
 
     @overload
     def __getitem__(self, index: int) -> ChatEvent: ...

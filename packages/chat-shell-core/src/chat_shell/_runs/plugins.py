@@ -1,0 +1,58 @@
+"""Run stores found through entry points (``chat_shell.runs``), and the one settings choose."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from .._errors import UserError
+from .contract import RunStore
+
+if TYPE_CHECKING:
+    from .._config import Settings
+
+__all__ = ["available_run_stores", "create_run_store", "run_store_from_settings"]
+
+RUNS_GROUP = "chat_shell.runs"
+_INSTALL_HINTS = {"sqlite": "chat-shell-sqlite", "postgres": "chat-shell-postgres"}
+
+
+def available_run_stores() -> list[str]:
+    """Names of the installed run stores."""
+    return sorted({ep.name for ep in entry_points(group=RUNS_GROUP)})
+
+
+def create_run_store(name: str, **options: Any) -> RunStore:
+    """Make the run store registered as ``name`` with its options (``path``, ``url`` …)."""
+    for entry_point in entry_points(group=RUNS_GROUP, name=name):
+        factory = entry_point.load()
+        store = factory(**{k: v for k, v in options.items() if v is not None})
+        if not isinstance(store, RunStore):
+            raise UserError(f"run store plugin {name!r} did not return a RunStore")
+        return store
+    hint = (
+        f"; install it with: pip install {_INSTALL_HINTS[name]}" if name in _INSTALL_HINTS else ""
+    )
+    known = ", ".join(available_run_stores()) or "none"
+    raise UserError(f"unknown run store {name!r} (installed: {known}){hint}")
+
+
+def run_store_name(settings: Settings) -> str:
+    """The run store ``settings`` choose: ``run_store`` if set, else the one of the history
+    backend's name when one is installed (``sqlite`` → ``sqlite``), else ``memory``."""
+    if settings.run_store:
+        return settings.run_store
+    if settings.storage in available_run_stores():
+        return settings.storage
+    return "memory"
+
+
+def run_store_from_settings(settings: Settings) -> RunStore:
+    """The run store ``settings`` choose (``run_store_name``), given the same options as the
+    history backend: ``storage_url`` for ``postgres``, ``storage_path`` for file stores."""
+    name = run_store_name(settings)
+    if name == "memory":
+        return create_run_store(name)
+    if settings.storage_url and name != "remote":
+        return create_run_store(name, path=settings.storage_path, url=settings.storage_url)
+    return create_run_store(name, path=settings.storage_path)

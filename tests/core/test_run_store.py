@@ -1,0 +1,47 @@
+"""The memory run store passes the run-store conformance suite; stores are found by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from chat_shell import (
+    MemoryRunStore,
+    RunStore,
+    Settings,
+    UserError,
+    available_run_stores,
+    create_run_store,
+    run_store_from_settings,
+)
+from chat_shell.testing import RunStoreSuite
+
+
+class TestMemoryRunStore(RunStoreSuite):
+    async def make_store(self, tmp_path: Path) -> RunStore:
+        return MemoryRunStore()
+
+    async def make_peer(self, store: RunStore, tmp_path: Path) -> RunStore:
+        assert isinstance(store, MemoryRunStore)
+        return MemoryRunStore.sharing(store)
+
+
+def test_the_memory_store_is_registered() -> None:
+    assert "memory" in available_run_stores()
+    assert isinstance(create_run_store("memory"), MemoryRunStore)
+
+
+def test_an_unknown_store_says_what_is_installed() -> None:
+    with pytest.raises(UserError, match=r"unknown run store 'nosuch' \(installed: .*memory"):
+        create_run_store("nosuch")
+    with pytest.raises(UserError, match="pip install chat-shell-postgres"):
+        create_run_store("postgres")
+
+
+def test_the_run_store_follows_the_history_backend() -> None:
+    assert run_store_from_settings(Settings(storage="memory")).name == "memory"
+    # a history backend without a run store of its own: runs stay in memory
+    assert run_store_from_settings(Settings(storage="json")).name == "memory"
+    assert run_store_from_settings(Settings(storage="json", run_store="memory")).name == "memory"
+    with pytest.raises(UserError, match="unknown run store"):
+        run_store_from_settings(Settings(storage="memory", run_store="nosuch"))
