@@ -1,6 +1,7 @@
-"""chat-shell-postgres: chat-shell history in PostgreSQL, for many workers and machines.
+"""chat-shell-postgres: chat-shell history and runs in PostgreSQL, for many workers and machines.
 
-Registered as the ``postgres`` backend of the ``chat_shell.storage`` entry-point group::
+Registered as ``postgres`` in the ``chat_shell.storage`` (history) and ``chat_shell.runs``
+(runs) entry-point groups::
 
     from chat_shell import create_storage
 
@@ -10,6 +11,7 @@ Registered as the ``postgres`` backend of the ``chat_shell.storage`` entry-point
 from importlib.metadata import PackageNotFoundError, version
 
 from ._migrations import LATEST_VERSION as SCHEMA_VERSION
+from ._runs import PostgresRunStore
 from ._storage import PostgresHistoryStorage, PostgresStorage, SearchHit
 
 try:
@@ -20,6 +22,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "SCHEMA_VERSION",
     "PostgresHistoryStorage",
+    "PostgresRunStore",
     "PostgresStorage",
     "SearchHit",
     "__version__",

@@ -50,6 +50,36 @@ STEPS: tuple[tuple[str, str], ...] = (
         CREATE INDEX chat_shell_messages_words ON chat_shell_messages USING gin (words);
         """,
     ),
+    (
+        "runs and their events",
+        """
+        CREATE TABLE chat_shell_runs (
+            run_id text PRIMARY KEY,
+            session_id text NOT NULL,
+            holder text,
+            done boolean NOT NULL DEFAULT false,
+            finished_at double precision,
+            lease_expires_at double precision,
+            cancel_requested boolean NOT NULL DEFAULT false,
+            last_seq integer NOT NULL DEFAULT -1,
+            event_bytes bigint NOT NULL DEFAULT 0,
+            -- the rest of the run's summary (RunInfo) as JSON; the columns above win over it
+            info text NOT NULL
+        );
+        -- one run in progress per session, enforced here, whichever process or machine asks
+        CREATE UNIQUE INDEX chat_shell_runs_one_per_session
+            ON chat_shell_runs (session_id) WHERE NOT done;
+        CREATE INDEX chat_shell_runs_leases ON chat_shell_runs (lease_expires_at) WHERE NOT done;
+        CREATE INDEX chat_shell_runs_holders ON chat_shell_runs (holder) WHERE NOT done;
+        CREATE INDEX chat_shell_runs_finished ON chat_shell_runs (finished_at) WHERE done;
+        CREATE TABLE chat_shell_run_events (
+            run_id text NOT NULL REFERENCES chat_shell_runs (run_id) ON DELETE CASCADE,
+            seq integer NOT NULL,
+            body text NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        );
+        """,
+    ),
 )
 LATEST_VERSION = len(STEPS)
 

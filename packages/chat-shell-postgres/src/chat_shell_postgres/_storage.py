@@ -24,16 +24,13 @@ from chat_shell import (
     import_sessions,
     validate_session_id,
 )
-from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from ._errors import describe, storage_error, unreachable_error
-from ._migrations import migrate
+from ._connect import Connection, check_url, open_pool
+from ._errors import describe, storage_error
 
 __all__ = ["PostgresHistoryStorage", "PostgresStorage", "SearchHit", "fold"]
-
-Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
 DEFAULT_POOL_SIZE = 10
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -396,22 +393,11 @@ class PostgresStorage(StorageProvider):
         pool_size: int = DEFAULT_POOL_SIZE,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
-        if not url:
-            raise UserError(
-                "the postgres storage needs a database URL: set storage_url (or"
-                " CHAT_SHELL_STORAGE_URL) to postgresql://user:password@host:5432/dbname"
-            )
-        try:
-            conninfo_to_dict(url)
-        except psycopg.ProgrammingError as exc:
-            raise UserError(
-                f"storage_url is not a PostgreSQL URL or connection string: {exc}"
-            ) from None
+        self.url = check_url(url)
         if pool_size < 1:
             raise UserError(f"pool_size must be 1 or more (got {pool_size})")
         if connect_timeout <= 0:
             raise UserError(f"connect_timeout must be more than 0 seconds (got {connect_timeout})")
-        self.url = url
         self.pool_size = pool_size
         self.connect_timeout = float(connect_timeout)
         self._pool: AsyncConnectionPool[Connection] | None = None
@@ -430,40 +416,10 @@ class PostgresStorage(StorageProvider):
             )
         return self._history
 
-    async def _connect(self) -> Connection:
-        try:
-            return await psycopg.AsyncConnection.connect(
-                self.url, connect_timeout=max(1, round(self.connect_timeout))
-            )
-        except psycopg.Error as exc:
-            raise unreachable_error(self.url, exc) from None
-
     async def initialize(self) -> None:
         if self._history is not None:
             return
-        conn = await self._connect()
-        try:
-            await migrate(conn)
-        except psycopg.Error as exc:
-            raise storage_error(self.url, exc) from None
-        finally:
-            await conn.close()
-        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-            self.url,
-            min_size=1,
-            max_size=self.pool_size,
-            open=False,
-            timeout=self.connect_timeout,
-            # a connection the server closed (a restart) is noticed and replaced before use
-            check=AsyncConnectionPool.check_connection,
-            kwargs={"connect_timeout": max(1, round(self.connect_timeout))},
-            name="chat-shell",
-        )
-        try:
-            await pool.open(wait=True, timeout=self.connect_timeout)
-        except PoolTimeout as exc:
-            await pool.close()
-            raise unreachable_error(self.url, exc) from None
+        pool = await open_pool(self.url, self.pool_size, self.connect_timeout, "chat-shell history")
         self._pool = pool
         self._history = PostgresHistoryStorage(pool, self.url)
 
