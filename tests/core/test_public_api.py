@@ -61,6 +61,8 @@ def test_every_public_name_of_a_private_module_is_exported() -> None:
         "INTERRUPTED_REASON",
         "PUBLIC_FIELDS",
         "RunStatusName",
+        "INTERRUPTED_TOOL_RESULT",
+        "store_interrupted",
         "make_private_folder",
         "mask_secret",
     }

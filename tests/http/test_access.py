@@ -71,7 +71,7 @@ async def test_a_rebinding_request_is_refused_and_touches_nothing(
         assert (await client.post("/v1/response", json=body)).status_code == 200
         history = (await client.get("/v1/sessions/rebind-1/history")).json()
         sessions = (await client.get("/v1/sessions")).json()
-        runs = (server.state.runs.active_count, server.state.runs.retained_count)
+        runs = (server.state.runs.active_count, server.state.runs.started_count)
         for host in hostile_hosts(server.port):
             headers = {"Host": host}
             requests = [
@@ -92,7 +92,7 @@ async def test_a_rebinding_request_is_refused_and_touches_nothing(
                 assert "secret history" not in refused.text
         assert (await client.get("/v1/sessions/rebind-1/history")).json() == history
         assert (await client.get("/v1/sessions")).json() == sessions
-        assert (server.state.runs.active_count, server.state.runs.retained_count) == runs
+        assert (server.state.runs.active_count, server.state.runs.started_count) == runs
         for host in loopback_hosts(server.port):
             answer = await client.get("/v1/sessions/rebind-1/history", headers={"Host": host})
             assert answer.status_code == 200, host

@@ -33,14 +33,14 @@ SCENARIO: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/api/v1/sessions/{session_id}/messages", {}),
     ("GET", "/api/v1/sessions/{session_id}/messages", {"params": {"limit": 5}}),
     ("DELETE", "/api/v1/sessions/{session_id}/messages", {}),
-    ("GET", "/v1/response/{subtask_id}", {}),
-    ("GET", "/v1/response/{subtask_id}", {"params": {"stream": "true"}}),
+    ("GET", "/v1/response/{run_id}", {}),
+    ("GET", "/v1/response/{run_id}", {"params": {"stream": "true"}}),
     (
         "GET",
-        "/v1/response/{subtask_id}",
+        "/v1/response/{run_id}",
         {"headers": {"Accept": "text/event-stream", "Last-Event-ID": "0"}},
     ),
-    ("DELETE", "/v1/response/{subtask_id}", {}),
+    ("DELETE", "/v1/response/{run_id}", {}),
     ("GET", "/v1/sessions", {}),
     ("GET", "/api/v1/sessions", {}),
     ("GET", "/v1/health", {}),
@@ -176,7 +176,7 @@ async def run_scenario(
 ) -> list[tuple[httpx.Response, dict[str, Any]]]:
     answers = []
     for method, path, options in SCENARIO:
-        url = path.format(session_id=session_id, subtask_id=run_id)
+        url = path.format(session_id=session_id, run_id=run_id)
         kwargs = json.loads(json.dumps(options).replace("{session_id}", session_id))
         response = await client.request(method, url, **kwargs)
         answers.append((response, normalized(response, session_id, run_id)))
@@ -194,7 +194,7 @@ async def test_another_keys_session_looks_missing_on_every_endpoint(
             "/v1/response",
             json={"messages": user(SECRET), "session_id": "a-done", "stream": False},
         )
-        done_run = done.json()["subtask_id"]
+        done_run = done.json()["run_id"]
         async with a.stream(
             "POST",
             "/v1/response",

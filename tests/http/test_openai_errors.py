@@ -143,7 +143,7 @@ async def test_refused_requests_answer_the_openai_shape_and_change_nothing(
     if isinstance(body, dict) and stream:
         body = {**body, "stream": True}
     content = body if isinstance(body, str) else json.dumps(body)
-    runs = (server.state.runs.active_count, server.state.runs.retained_count)
+    runs = (server.state.runs.active_count, server.state.runs.started_count)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         before = (await client.get("/v1/sessions")).json()
         response = await client.post(
@@ -154,7 +154,7 @@ async def test_refused_requests_answer_the_openai_shape_and_change_nothing(
         if param is not None:
             assert error["message"].startswith(f"{param}: ")
         assert (await client.get("/v1/sessions")).json() == before
-    assert (server.state.runs.active_count, server.state.runs.retained_count) == runs
+    assert (server.state.runs.active_count, server.state.runs.started_count) == runs
 
 
 async def test_the_other_routes_keep_their_own_shape(server: ThreadServer) -> None:
@@ -300,10 +300,15 @@ async def _take(lines: Any, count: int) -> Any:
 def finished_run(server: ThreadServer, session_id: str) -> Any:
     """The retained run of a session (the client never learnt its id)."""
     runs = server.state.runs
+    store = server.state.run_store  # the memory run store: looked into
     for _ in range(500):
-        records = [r for r in runs._finished.values() if r.session_id == session_id]
-        if records and runs.active_count == 0:
-            return records[-1].run
+        ended = [
+            entry.info
+            for entry in list(store._backing.runs.values())
+            if entry.info.session_id == session_id and entry.info.done
+        ]
+        if ended and runs.active_count == 0:
+            return ended[-1]
         time.sleep(0.02)
     raise AssertionError(f"no finished run in {session_id}")
 
@@ -321,7 +326,7 @@ async def test_a_client_that_hangs_up_while_waiting_cancels_its_run(
                 URL, json=turn(text, stream=stream), headers={"X-Session-Id": session}, timeout=0.5
             )
         run = await asyncio.to_thread(finished_run, server, session)
-        assert run.state == "cancelled"
+        assert run.status == "cancelled"
         assert run.finished_at - run.created_at < 2.5  # not when the answer would have ended
         history = (await client.get(f"/v1/sessions/{session}/history")).json()["messages"]
         assert history[0]["content"] == text

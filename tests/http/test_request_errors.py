@@ -47,7 +47,7 @@ async def test_a_malformed_content_length_gets_the_json_400(server: ThreadServer
         [b"%d" % len(body), b"%d" % (len(body) + 1)],
         [b"99999999999999999999999"],
     ]
-    before = (server.state.runs.active_count, server.state.runs.retained_count)
+    before = (server.state.runs.active_count, server.state.runs.started_count)
     for values in lengths:
         request = b"POST /v1/response HTTP/1.1\r\nHost: localhost\r\n"
         request += b"Content-Type: application/json\r\n"
@@ -57,14 +57,14 @@ async def test_a_malformed_content_length_gets_the_json_400(server: ThreadServer
         assert headers["content-type"] == "application/json"
         assert answer["error"]["code"] in ("bad_http_request", "bad_content_length"), values
         assert set(answer["error"]) == {"code", "message", "retryable"}
-    assert (server.state.runs.active_count, server.state.runs.retained_count) == before
+    assert (server.state.runs.active_count, server.state.runs.started_count) == before
 
 
 async def test_405_lists_every_method_of_the_path(server: ThreadServer) -> None:
     paths = server.app.openapi()["paths"]
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         for template, operations in paths.items():
-            path = template.replace("{session_id}", "s-405").replace("{subtask_id}", "run_x")
+            path = template.replace("{session_id}", "s-405").replace("{run_id}", "run_x")
             allowed = {method.upper() for method in operations}
             for method in {"GET", "POST", "PUT", "PATCH", "DELETE"} - allowed:
                 response = await client.request(method, path)
@@ -110,7 +110,7 @@ async def test_a_body_that_is_not_utf8_json_gets_invalid_json(server: ThreadServ
 async def test_an_empty_session_id_is_a_bad_request(server: ThreadServer) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         before = (await client.get("/v1/sessions")).json()
-        runs = (server.state.runs.active_count, server.state.runs.retained_count)
+        runs = (server.state.runs.active_count, server.state.runs.started_count)
         for session_id in ("", " ", "a b", ".", "-x"):
             for stream in (True, False):
                 response = await client.post(
@@ -120,7 +120,7 @@ async def test_an_empty_session_id_is_a_bad_request(server: ThreadServer) -> Non
                 error = assert_error_shape(response, 400, "bad_request")
                 assert "session id" in error["message"]
         assert (await client.get("/v1/sessions")).json() == before
-        assert (server.state.runs.active_count, server.state.runs.retained_count) == runs
+        assert (server.state.runs.active_count, server.state.runs.started_count) == runs
 
 
 async def test_last_event_id_must_be_a_seq_as_the_stream_wrote_it(server: ThreadServer) -> None:

@@ -299,7 +299,7 @@ async def test_health_and_docs(server: ThreadServer) -> None:
         schema = (await client.get("/openapi.json")).json()
         for path in (
             "/v1/response",
-            "/v1/response/{subtask_id}",
+            "/v1/response/{run_id}",
             "/v1/sessions",
             "/v1/sessions/{session_id}/history",
             "/v1/sessions/{session_id}",

@@ -86,6 +86,7 @@ if TYPE_CHECKING:
         RunInfo as RunInfo,
         RunStore as RunStore,
     )
+    from ._runs.manager import RunManager as RunManager
     from ._runs.memory import MemoryRunStore as MemoryRunStore
     from ._runs.plugins import (
         available_run_stores as available_run_stores,
@@ -180,6 +181,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "_storage.remote": ("RemoteHistoryStorage", "RemoteStorage"),
     "_runs.run": ("AgentRun", "RunState"),
     "_runs.contract": ("RunInfo", "RunStore"),
+    "_runs.manager": ("RunManager",),
     "_runs.memory": ("MemoryRunStore",),
     "_runs.plugins": ("available_run_stores", "create_run_store", "run_store_from_settings"),
     "_storage.contract": ("HistoryStorage", "StorageProvider"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from abc import ABC, abstractmethod
@@ -14,11 +16,14 @@ from pydantic import BaseModel, Field
 
 from ._agent.loop import ChatAgent, ModelChoice, RunPlan
 from ._config import Settings, load_settings
-from ._errors import UserError
+from ._errors import SessionBusyError, UserError
 from ._events import ChatEvent, EventType, Usage
 from ._messages import Message, SessionInfo, validate_session_id
 from ._models.backend import ModelBackend
 from ._models.router import ModelRouter, ModelSpec
+from ._runs.contract import RunStore
+from ._runs.manager import RunManager
+from ._runs.plugins import available_run_stores, create_run_store
 from ._runs.run import AgentRun
 from ._storage.contract import StorageProvider
 from ._storage.plugins import create_storage
@@ -58,7 +63,8 @@ class ChatOutput(BaseModel):
     """The result of a turn.
 
     ``status`` is ``completed``, ``incomplete`` (``reason`` says why: a limit, or an answer
-    cut off, ``finish_reason`` ``length``), ``failed`` (``error`` says why) or ``cancelled``.
+    cut off, ``finish_reason`` ``length``), ``failed`` (``error`` says why), ``cancelled``,
+    or ``interrupted`` (the process running it stopped; seen only for runs of other processes).
     """
 
     content: str
@@ -162,8 +168,17 @@ class StreamingChatOutput:
                 chunk.event = event
                 yield chunk
 
+    async def started(self) -> None:
+        """Wait until the run has claimed its session: ``SessionBusyError`` if another run
+        (of this process or any other sharing the run store) is in progress there."""
+        if self.run.claimed is not None:
+            await asyncio.shield(self.run.claimed)
+
     async def events(self, after: int = -1) -> AsyncIterator[ChatEvent]:
-        """The run's events from ``seq > after``; cancels the run if the reader is cancelled."""
+        """The run's events from ``seq > after``; cancels the run if the reader is cancelled.
+
+        ``SessionBusyError`` first if the session has another run in progress."""
+        await self.started()
         try:
             async for event in self.run.follow(after):
                 yield event
@@ -172,13 +187,18 @@ class StreamingChatOutput:
             raise
 
     async def output(self) -> ChatOutput:
+        """Wait for the end; ``SessionBusyError`` if the session had another run."""
+        await self.started()
         await self.run.wait()
         return ChatOutput.from_run(self.run)
 
     async def cancel(self) -> ChatOutput:
         """Stop the run and return what it had produced."""
         self.run.cancel()
-        return await self.output()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.started()
+        await self.run.wait()
+        return ChatOutput.from_run(self.run)
 
     async def __aenter__(self) -> StreamingChatOutput:
         return self
@@ -190,7 +210,8 @@ class StreamingChatOutput:
         tb: TracebackType | None,
     ) -> None:
         if not self.run.done:
-            await self.cancel()
+            with contextlib.suppress(SessionBusyError):
+                await self.cancel()
 
 
 @dataclass
@@ -216,6 +237,9 @@ class InterfaceConfig:
     approve: ApprovalCallback | None = None
     storage: StorageProvider | str = "memory"
     storage_options: dict[str, Any] = field(default_factory=dict)
+    # Where runs live: a RunStore, a registered name, or None: the run store of the storage's
+    # name when one is installed and the storage is given by name, else memory.
+    run_store: RunStore | str | None = None
     home: str | None = None
     use_config_file: bool = True
     use_environment: bool = True
@@ -290,13 +314,32 @@ class DirectChatInterface(ChatInterface):
             if isinstance(storage, str)
             else storage
         )
+        self.run_store = self._run_store(settings)
         self._agent: ChatAgent | None = None
-        self._runs: dict[str, AgentRun] = {}
+        self._runs: RunManager | None = None
         self._warned: set[str] = set()  # fallbacks already warned about (logged once)
+
+    def _run_store(self, settings: Settings) -> RunStore:
+        chosen = self.config.run_store or settings.run_store
+        if isinstance(chosen, RunStore):
+            return chosen
+        storage = self.config.storage
+        if chosen is None and isinstance(storage, str) and storage in available_run_stores():
+            return create_run_store(storage, **self.config.storage_options)
+        if chosen is None or chosen == "memory":
+            return create_run_store("memory")
+        return create_run_store(chosen, **self.config.storage_options)
 
     async def initialize(self) -> None:
         if self._agent is None:
             await self.storage.initialize()
+            runs = RunManager(
+                self.run_store,
+                self.storage.history,
+                lease_seconds=self.settings.run_lease_seconds,
+            )
+            await runs.open()  # ends the runs of processes that died, stores their answers
+            self._runs = runs
             self._agent = ChatAgent(self.storage.history)
 
     @property
@@ -304,6 +347,13 @@ class DirectChatInterface(ChatInterface):
         if self._agent is None:
             raise UserError("the interface is not initialized: call `await chat.initialize()`")
         return self._agent
+
+    @property
+    def runs(self) -> RunManager:
+        """The runs, through the run store: start, follow, cancel, wait (any process's)."""
+        if self._runs is None:
+            raise UserError("the interface is not initialized: call `await chat.initialize()`")
+        return self._runs
 
     def resolve_models(self, requested: str | None = None) -> tuple[list[ModelChoice], list[str]]:
         """The models a turn tries, in order, and a warning for each fallback model that cannot
@@ -373,12 +423,10 @@ class DirectChatInterface(ChatInterface):
         )
 
     def stream_chat(self, message: str | ChatInput) -> StreamingChatOutput:
-        """Start a turn and stream it. Raises ``UserError`` at once for bad input."""
-        run = self.agent.start(self.plan(message))
-        self._runs[run.id] = run
-        assert run.task is not None
-        run.task.add_done_callback(lambda _: self._runs.pop(run.id, None))
-        return StreamingChatOutput(run)
+        """Start a turn and stream it. Raises ``UserError`` at once for bad input; a session
+        with a run in progress raises ``SessionBusyError`` when the stream is read."""
+        plan = self.plan(message)
+        return StreamingChatOutput(self.runs.launch(self.agent, plan))
 
     async def chat(self, message: str | ChatInput) -> ChatOutput:
         """Run a turn to its end and return the output (``status`` says how it ended)."""
@@ -393,19 +441,22 @@ class DirectChatInterface(ChatInterface):
         return await self.storage.history.list_sessions(limit=limit, offset=offset)
 
     async def clear_history(self, session_id: str) -> None:
+        """Remove the session's messages; ``SessionBusyError`` while it has a run in progress."""
         await self.initialize()
+        await self.runs.ensure_idle(session_id)
         await self.storage.history.clear_history(session_id)
 
     async def delete_session(self, session_id: str) -> None:
+        """Delete the session; ``SessionBusyError`` while it has a run in progress."""
         await self.initialize()
+        await self.runs.ensure_idle(session_id)
         await self.storage.history.delete_session(session_id)
 
     async def shutdown(self) -> None:
         """Cancel runs still going (their partial answers are stored), close storage and clients."""
-        for run in list(self._runs.values()):
-            run.cancel()
-        for run in list(self._runs.values()):
-            await run.wait()
+        if self._runs is not None:
+            await self._runs.close()
+            self._runs = None
         await self.router.aclose()
         if self._agent is not None:
             await self.storage.close()

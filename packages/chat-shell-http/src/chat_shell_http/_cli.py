@@ -175,15 +175,41 @@ def _warn_if_model_unusable(settings: "Settings") -> None:
 
 
 def _run(app: "FastAPI", server: "ServerSettings", listener: "socket.socket") -> int:
+    import asyncio
+
     import uvicorn
 
     from ._connections import HTTPProtocol
 
+    state = app.state.chat_shell
+
     class Server(uvicorn.Server):
         """uvicorn's server, but a stop signal ends it like a normal end: uvicorn re-raises
-        the signal after its graceful shutdown, which makes SIGTERM exit 143."""
+        the signal after its graceful shutdown, which makes SIGTERM exit 143.
+
+        The first SIGTERM or SIGINT drains first: new runs are refused (503
+        ``shutting_down``, Retry-After) while the listener stays open, runs in progress get
+        ``shutdown_grace_seconds`` to finish, then the rest are cancelled (partial answers
+        stored, every watcher gets its ``complete``); only then does uvicorn stop. A second
+        signal stops at once (uvicorn's own forced exit).
+        """
 
         stopped_by: int | None = None
+        draining: asyncio.Task[None] | None = None
+
+        def drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
+            async def drain() -> None:
+                try:
+                    await state.runs.shutdown(server.shutdown_grace_seconds)
+                finally:
+                    self.handle_exit(sig, frame)
+
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.handle_exit(sig, frame)
+                return
+            self.draining = loop.create_task(drain())
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -192,8 +218,12 @@ def _run(app: "FastAPI", server: "ServerSettings", listener: "socket.socket") ->
                 return
 
             def stop(sig: int, frame: FrameType | None) -> None:
+                first = self.stopped_by is None
                 self.stopped_by = self.stopped_by or sig
-                self.handle_exit(sig, frame)
+                if first and self.started:
+                    self.drain_then_exit(sig, frame)
+                else:
+                    self.handle_exit(sig, frame)
 
             stops = (signal.SIGINT, signal.SIGTERM)
             previous = {sig: signal.signal(sig, stop) for sig in stops}

@@ -20,6 +20,7 @@ The limits come from the app's ``[server]`` settings through the lifespan state,
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import time
@@ -44,6 +45,7 @@ __all__ = [
     "PROTOCOL_KEY",
     "ConnectionLimits",
     "HTTPProtocol",
+    "abort_connection",
     "connection_cap",
     "guarded",
 ]
@@ -56,6 +58,23 @@ PROTOCOL_KEY = "chat_shell_http.protocol"  # lifespan state: set once HTTPProtoc
 _FD_RESERVE = 64  # descriptors kept for storage, model and tool connections, logs
 _WARN_EVERY = 10.0  # seconds between two "refused connections" log lines
 _LINGER = 2.0  # seconds a refused client has to read its answer before the socket goes
+
+# The connection a request came on, as its task sees it (the task is made while the protocol
+# parses the head, so it inherits the value set then).
+_TRANSPORT: contextvars.ContextVar[asyncio.Transport | None] = contextvars.ContextVar(
+    "chat_shell_http_transport", default=None
+)
+
+
+def abort_connection() -> bool:
+    """Drop the current request's connection at once, with whatever is queued to send (a
+    client that stopped reading holds no socket or send buffer). ``False`` if unknown (the
+    app is not served by ``HTTPProtocol``)."""
+    transport = _TRANSPORT.get()
+    if transport is None or transport.is_closing():
+        return False
+    transport.abort()
+    return True
 
 
 def connection_cap(configured: int | None) -> int:
@@ -179,6 +198,7 @@ class _Guard(_ProtocolBase):
         cycle = self.cycle
         if cycle is None or not cycle.more_body:  # these bytes are (part of) a head
             self._head_bytes += len(data)
+        _TRANSPORT.set(self.transport)
         super().data_received(data)
         if self.cycle is not cycle:  # a head was parsed
             self._head_bytes = 0

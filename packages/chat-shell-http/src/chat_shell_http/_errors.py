@@ -17,6 +17,7 @@ from chat_shell import (
     ChatShellError,
     ModelError,
     NotFoundError,
+    SessionBusyError,
     StorageError,
     ToolError,
     UserError,
@@ -128,6 +129,7 @@ def error_response(
 # The one mapping from the core error tree to HTTP (most specific class first).
 _STATUS: list[tuple[type[ChatShellError], int, str, bool]] = [
     (NotFoundError, 404, "not_found", False),
+    (SessionBusyError, 409, "session_busy", True),
     (StorageError, 503, "storage_unavailable", True),
     (UserError, 400, "bad_request", False),
     (ModelError, 502, "model_error", True),
@@ -184,6 +186,10 @@ def _from_chat_shell(exc: ChatShellError) -> JSONResponse:
     if status >= 500 and not isinstance(exc, (StorageError, ModelError)):
         logger.error("request failed: %s: %s", type(exc).__name__, exc.message)
     message = exc.message if status < 500 else _PUBLIC_MESSAGES.get(code, "internal error")
+    if isinstance(exc, SessionBusyError):
+        return error_response(
+            status, code, exc.message, retryable=True, headers={"Retry-After": "1"}
+        )
     if isinstance(exc, NotFoundError):
         message = exc.message
     elif isinstance(exc, StorageError):

@@ -100,7 +100,7 @@ async def chat_completions(
     except ApiError as exc:
         raise ApiError(404, "model_not_found", exc.message) from None
     record = await state.start_turn(_turn(body, session_id), principal)
-    run = record.run
+    run = record.live
     headers = {"X-Subtask-Id": run.id}
     if session_id is not None:
         headers["X-Session-Id"] = session_id
@@ -190,7 +190,7 @@ def _finish_reason(complete: dict[str, Any]) -> FinishReason:
 
 
 def _completion(record: RunRecord, model: str, session_id: str | None) -> ChatCompletion:
-    run = record.run
+    run = record.live
     complete = run.events[-1].data
     thinking = "".join(e.delta for e in run.events if e.event_type is EventType.THINKING)
     return ChatCompletion(
@@ -261,10 +261,10 @@ def _last_frames(chunks: _Chunks, complete: dict[str, Any], error: dict[str, Any
 async def _frames(
     record: RunRecord, registry: RunRegistry, chunks: _Chunks
 ) -> AsyncIterator[bytes]:
-    run = record.run
+    run = record.live
     events = run.events
     registry.streams += 1
-    record.watchers += 1
+    registry.watchers[record.run_id] += 1
     finished = False
     error: dict[str, Any] | None = None
     try:
@@ -288,7 +288,7 @@ async def _frames(
         finished = True
     finally:
         registry.streams -= 1
-        record.watchers -= 1
+        registry.watchers[record.run_id] -= 1
         if not finished and not run.done:
             run.cancel()  # the client is gone (or stopped reading): nobody wants the answer
 
@@ -304,5 +304,5 @@ def _stream(
     )
     # Once the answer is over, a run still going has no one to answer: also when the client
     # left before the stream's first frame (the frames' own clean-up never ran then).
-    response.background = BackgroundTask(record.run.cancel)
+    response.background = BackgroundTask(record.live.cancel)
     return response

@@ -27,11 +27,12 @@ _SSE = {
         "schema": {"type": "string", "description": "SSE frames; data: a ChatEvent as JSON"}
     }
 }
-RunId = Annotated[str, Path(max_length=200, description="the run's id, from `subtask_id`")]
+RunId = Annotated[str, Path(max_length=200, description="the run's id (`run_id`)")]
 
 
 def _run_json(record: RunRecord) -> JSONResponse:
-    return JSONResponse(RunInfo.from_run(record.run, record.session_id).model_dump(mode="json"))
+    info = RunInfo.from_info(record.current(), record.session_id)
+    return JSONResponse(info.model_dump(mode="json"))
 
 
 def _stream(state: ServerState, record: RunRecord, after: int) -> Response:
@@ -58,12 +59,13 @@ async def create_response(body: ChatRequest, state: State, principal: CurrentPri
     With `stream: true` (the default) the answer is an SSE stream of the run's events; with
     `stream: false` the request waits for the end and answers the run's final state. The run
     goes on if the client disconnects (unless `cancel_on_disconnect`); find it again with
-    `GET /v1/response/{subtask_id}`. A session already running a turn answers 409
-    `session_busy`.
+    `GET /v1/response/{run_id}`. A session already running a turn answers 409
+    `session_busy`; a server shutting down answers 503 `shutting_down`.
     """
     record = await state.start_run(body, principal)
     if body.stream:
         return _stream(state, record, -1)
+    assert record.run is not None
     await record.run.wait()
     return _run_json(record)
 
@@ -81,7 +83,7 @@ def _resume_point(record: RunRecord, last_event_id: str | None, after: str | Non
         name = "Last-Event-ID" if last_event_id is not None else "after"
         raise ApiError(400, "bad_last_event_id", f"{name} must be the seq of an event (digits)")
     seq = int(given)
-    last = len(record.run.events) - 1
+    last = record.last_seq
     if seq > last:
         raise ApiError(
             400,
@@ -92,13 +94,13 @@ def _resume_point(record: RunRecord, last_event_id: str | None, after: str | Non
 
 
 @router.get(
-    "/v1/response/{subtask_id}",
+    "/v1/response/{run_id}",
     response_model=RunInfo,
     responses={200: {"content": _SSE}, **_ERRORS},
     summary="Get a run's status, or (re)attach to its stream",
 )
 async def get_response(
-    subtask_id: RunId,
+    run_id: RunId,
     request: Request,
     state: State,
     principal: CurrentPrincipal,
@@ -112,7 +114,7 @@ async def get_response(
     """The run's status, timestamps, output so far and usage; or, with
     `Accept: text/event-stream` or `?stream=true`, its events as SSE, resuming after
     `Last-Event-ID` (or `?after=`) with no gap and no duplicate."""
-    record = state.runs.get(subtask_id, principal)
+    record = await state.runs.get(run_id, principal)
     wants_stream = (
         stream if stream is not None else ("text/event-stream" in request.headers.get("accept", ""))
     )
@@ -122,19 +124,20 @@ async def get_response(
 
 
 @router.delete(
-    "/v1/response/{subtask_id}",
+    "/v1/response/{run_id}",
     response_model=RunInfo,
     responses=_ERRORS,
     summary="Cancel a run",
 )
-async def cancel_response(subtask_id: RunId, state: State, principal: CurrentPrincipal) -> Response:
+async def cancel_response(run_id: RunId, state: State, principal: CurrentPrincipal) -> Response:
     """Stop the run at once (model request and tools); the partial answer is stored marked
     `cancelled` and watchers get a final `complete` event with status `cancelled`. Cancelling a
     cancelled run answers the same again; a run that ended otherwise answers 409."""
-    record = state.runs.get(subtask_id, principal)
-    run = record.run
-    if run.done and run.state != "cancelled":
-        raise ApiError(409, "run_finished", f"the run already ended ({run.state})")
-    run.cancel()
-    await run.wait()
-    return _run_json(record)
+    runs = state.runs
+    record = await runs.get(run_id, principal)
+    info = record.current()
+    if info.done and info.status != "cancelled":
+        raise ApiError(409, "run_finished", f"the run already ended ({info.status})")
+    await runs.manager.cancel(run_id)
+    final = await runs.manager.wait(run_id)  # cancelled, or how it ended meanwhile
+    return _run_json(RunRecord(final))

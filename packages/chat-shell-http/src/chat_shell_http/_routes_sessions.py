@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from ._deps import CurrentPrincipal, SessionId, State
-from ._errors import ApiError, ErrorBody
+from ._errors import ErrorBody
 from ._schemas import HistoryPage, SessionList
 
 __all__ = ["router"]
@@ -51,9 +51,5 @@ async def session_history(
 async def delete_session(session_id: SessionId, state: State, principal: CurrentPrincipal) -> None:
     """Delete the session and its history (409 while a run is in progress in it)."""
     key, _ = await state.session_for(session_id, principal)
-    running = state.runs.session_run(key)
-    if running is not None:
-        raise ApiError(
-            409, "session_busy", f"run {running} is in progress in this session; cancel it first"
-        )
+    await state.runs.check_session_free(key)  # 409 session_busy while a run is in progress
     await state.history.delete_session(key)

@@ -67,8 +67,9 @@ async def storage_update_session(
 async def storage_delete_session(
     session_id: SessionId, state: State, principal: CurrentPrincipal
 ) -> None:
-    """`delete_session(session_id)`."""
+    """`delete_session(session_id)` (409 `session_busy` while a run is in progress in it)."""
     key, _ = await state.session_for(session_id, principal)
+    await state.runs.check_session_free(key)
     await state.history.delete_session(key)
 
 
@@ -111,7 +112,9 @@ async def storage_append_messages(
 async def storage_clear_history(
     session_id: SessionId, state: State, principal: CurrentPrincipal
 ) -> None:
-    """`clear_history(session_id)`: the session stays, with no messages."""
+    """`clear_history(session_id)`: the session stays, with no messages (409
+    `session_busy` while a run is in progress in it)."""
     key, info = await state.find_session(session_id, principal)
     if info is not None:
+        await state.runs.check_session_free(key)
         await state.history.clear_history(key)

@@ -1,13 +1,17 @@
-"""The run registry: which runs exist, who owns them, which sessions are busy, retention."""
+"""The server's view of runs: core's ``RunManager`` (the run store) seen through API keys.
+
+No run state lives here: a run is in the run store (and, while this process runs it, in its
+``RunManager``). What is here is the edge's: who may see a run, the limit on runs at once,
+whether the server still accepts runs (not while it shuts down), and the count of open
+streams.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 
-from chat_shell import AgentRun, ChatAgent, NotFoundError, RunPlan
+from chat_shell import AgentRun, ChatAgent, NotFoundError, RunInfo, RunManager, RunPlan
 
 from ._auth import Principal
 from ._errors import ApiError
@@ -17,64 +21,83 @@ __all__ = ["RunRecord", "RunRegistry"]
 
 @dataclass(slots=True)
 class RunRecord:
-    run: AgentRun
-    owner: str | None
-    cancel_on_disconnect: bool = False
-    watchers: int = 0
-    finished_at: float | None = field(default=None)
-    client_session_id: str | None = None  # the id its client knows the session by
+    """A run as one request sees it: its summary, and the live run if it runs here."""
+
+    info: RunInfo
+    run: AgentRun | None = None
+
+    @property
+    def live(self) -> AgentRun:
+        """The run, which runs here (for a run this process just started)."""
+        if self.run is None:
+            raise RuntimeError(f"run {self.run_id} does not run in this process")
+        return self.run
+
+    @property
+    def run_id(self) -> str:
+        return self.info.run_id
+
+    @property
+    def owner(self) -> str | None:
+        return self.info.owner
 
     @property
     def session_id(self) -> str:
         """The run's session, as its client knows it (stored with a key prefix, see Principal)."""
-        return self.client_session_id or self.run.session_id
+        return str(self.info.metadata.get("client_session_id") or self.info.session_id)
+
+    @property
+    def cancel_on_disconnect(self) -> bool:
+        return bool(self.info.metadata.get("cancel_on_disconnect"))
+
+    @property
+    def done(self) -> bool:
+        return self.run.done if self.run is not None else self.info.done
+
+    @property
+    def last_seq(self) -> int:
+        return len(self.run.events) - 1 if self.run is not None else self.info.last_seq
+
+    def current(self) -> RunInfo:
+        """The summary as it is now (a live run's moves on)."""
+        return self.run.summary() if self.run is not None else self.info
 
 
 class RunRegistry:
-    """Runs by id, owned by the key that started them.
+    """Runs by id, owned by the key that started them, through the run store.
 
-    A run lives in its own task, independent of any connection. One run at a time per session:
-    a second message to a busy session is refused with 409 ``session_busy`` (the client waits
-    for the ``complete`` event, or cancels). Finished runs stay queryable for
-    ``retention_seconds`` (and at most ``max_retained`` of them), then are forgotten.
+    One run at a time per session, in every process sharing the store: a second message to a
+    busy session is refused with 409 ``session_busy`` (the client waits for the ``complete``
+    event, or cancels). Finished runs stay queryable until the store's retention purges them.
     """
 
-    def __init__(
-        self,
-        *,
-        retention_seconds: float,
-        max_retained: int,
-        max_active: int,
-    ) -> None:
-        self.retention_seconds = retention_seconds
-        self.max_retained = max_retained
+    def __init__(self, manager: RunManager, *, max_active: int) -> None:
+        self.manager = manager
         self.max_active = max_active
-        self._active: dict[str, RunRecord] = {}
-        self._finished: OrderedDict[str, RunRecord] = OrderedDict()
-        self._busy: dict[str, str] = {}
+        self.accepting = True
         self.streams = 0  # open SSE responses, for health and leak tests
+        self.watchers: Counter[str] = Counter()  # open streams per run
+        self.started_count = 0  # runs this process started (a refused request starts none)
 
     @property
     def active_count(self) -> int:
-        return len(self._active)
+        return self.manager.active_count
 
-    @property
-    def retained_count(self) -> int:
-        return len(self._finished)
-
-    def check_session_free(self, session_id: str) -> None:
-        """409 if the stored session ``session_id`` has a run (only its own key gets here)."""
-        if session_id in self._busy:
+    def check_accepting(self) -> None:
+        if not self.accepting:
             raise ApiError(
-                409,
-                "session_busy",
-                f"the session has a run in progress ({self._busy[session_id]}); wait for its "
-                "end or cancel it",
+                503,
+                "shutting_down",
+                "the server is shutting down; try again shortly (on another instance)",
                 retryable=True,
-                headers={"Retry-After": "1"},
+                headers={"Retry-After": "5"},
             )
 
-    def start(
+    async def check_session_free(self, session_id: str) -> None:
+        """409 if the stored session ``session_id`` has a run (only its own key gets here)."""
+        await self.manager.ensure_idle(session_id)
+
+    async def start(
         self,
         agent: ChatAgent,
         plan: RunPlan,
@@ -85,9 +108,8 @@ class RunRegistry:
     ) -> RunRecord:
         """Start a run of ``plan`` for ``principal`` (``session_id``: the session's id as the
         client knows it, default ``plan.session_id``); 409 if its session is busy."""
-        self.purge()
-        self.check_session_free(plan.session_id)
-        if len(self._active) >= self.max_active:
+        self.check_accepting()
+        if self.manager.active_count >= self.max_active:
             raise ApiError(
                 503,
                 "server_busy",
@@ -96,52 +118,29 @@ class RunRegistry:
                 headers={"Retry-After": "1"},
             )
         plan.owner = principal.owner
-        run = agent.start(plan)
-        record = RunRecord(run, principal.owner, cancel_on_disconnect, client_session_id=session_id)
-        self._active[run.id] = record
-        self._busy[plan.session_id] = run.id
-        assert run.task is not None
-        run.task.add_done_callback(lambda _: self._finish(record))
-        return record
+        metadata: dict[str, object] = {}
+        if session_id is not None and session_id != plan.session_id:
+            metadata["client_session_id"] = session_id
+        if cancel_on_disconnect:
+            metadata["cancel_on_disconnect"] = True
+        run = await self.manager.start(agent, plan, metadata=metadata)
+        self.started_count += 1
+        return RunRecord(run.summary(), run)
 
-    def _finish(self, record: RunRecord) -> None:
-        run = record.run
-        self._active.pop(run.id, None)
-        if self._busy.get(run.session_id) == run.id:
-            del self._busy[run.session_id]
-        record.finished_at = time.monotonic()
-        if self.retention_seconds > 0:
-            run.compact()  # thousands of retained runs must not cost thousands of objects each
-            self._finished[run.id] = record
-        self.purge()
-
-    def purge(self) -> None:
-        """Forget finished runs past their retention (or beyond the count limit)."""
-        finished = self._finished
-        horizon = time.monotonic() - self.retention_seconds
-        while finished:
-            run_id, record = next(iter(finished.items()))
-            expired = record.finished_at is not None and record.finished_at < horizon
-            if not expired and len(finished) <= self.max_retained:
-                break
-            del finished[run_id]
-
-    def get(self, run_id: str, principal: Principal) -> RunRecord:
+    async def get(self, run_id: str, principal: Principal) -> RunRecord:
         """The run, if it exists and ``principal`` may see it; else ``NotFoundError``."""
-        self.purge()
-        record = self._active.get(run_id) or self._finished.get(run_id)
-        if record is None or not principal.can_access(record.owner):
+        run = self.manager.local(run_id)
+        info = run.summary() if run is not None else await self.manager.store.get_run(run_id)
+        if not principal.can_access(info.owner):
             raise NotFoundError(f"no run {run_id}")
-        return record
+        return RunRecord(info, run)
 
-    def session_run(self, session_id: str) -> str | None:
-        """The id of the run in progress in ``session_id``, if any."""
-        return self._busy.get(session_id)
+    async def session_run(self, session_id: str) -> str | None:
+        """The id of the run in progress in ``session_id``, if any (in any process)."""
+        return await self.manager.session_run(session_id)
 
-    async def shutdown(self) -> None:
-        """Cancel every run in progress and wait for their partial answers to be stored."""
-        records = list(self._active.values())
-        for record in records:
-            record.run.cancel()
-        if records:
-            await asyncio.gather(*(record.run.wait() for record in records))
+    async def shutdown(self, grace_seconds: float = 0.0) -> None:
+        """Refuse new runs; let runs in progress finish for ``grace_seconds``, then cancel
+        the rest and wait for their partial answers to be stored."""
+        self.accepting = False
+        await self.manager.drain(grace_seconds)

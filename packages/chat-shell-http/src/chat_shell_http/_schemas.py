@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from chat_shell import AgentRun, Message, SessionInfo, Usage
+from chat_shell import Message, RunInfo as CoreRunInfo, SessionInfo, Usage
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._errors import public_error
@@ -64,11 +64,18 @@ class ChatRequest(BaseModel):
 
 
 class RunInfo(BaseModel):
-    """A run's status, timestamps, output so far and usage."""
+    """A run's status, timestamps, output so far and usage: core's run summary as clients
+    see it (``RunInfo`` of the run store, without what only chat-shell uses)."""
 
-    subtask_id: str = Field(description="the run's id (`run_…`)")
+    run_id: str = Field(description="the run's id (`run_…`), as in its events")
+    subtask_id: str = Field(
+        description="the same id under its earlier name (deprecated: read `run_id`)",
+        json_schema_extra={"deprecated": True},
+    )
     session_id: str
-    status: Literal["queued", "running", "completed", "failed", "cancelled", "incomplete"]
+    status: Literal[
+        "queued", "running", "completed", "failed", "cancelled", "incomplete", "interrupted"
+    ] = Field(description="`interrupted`: the server running it stopped before its end")
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
@@ -81,7 +88,8 @@ class RunInfo(BaseModel):
         "`model`, and `provider_status` and `retry_after` when known)",
     )
     reason: str | None = Field(
-        default=None, description="why an `incomplete` run stopped short (a limit, a cut-off)"
+        default=None,
+        description="why an `incomplete` or `interrupted` run stopped short (a limit, a cut-off)",
     )
     finish_reason: str | None = Field(
         default=None,
@@ -92,24 +100,24 @@ class RunInfo(BaseModel):
     last_seq: int = Field(description="seq of the latest event (-1: none yet)")
 
     @classmethod
-    def from_run(cls, run: AgentRun, session_id: str | None = None) -> RunInfo:
+    def from_info(cls, info: CoreRunInfo, session_id: str | None = None) -> RunInfo:
         """The run's info (``session_id``: its session as the client knows it)."""
-        summary = run.summary()
         return cls(
-            subtask_id=summary["run_id"],
-            session_id=summary["session_id"] if session_id is None else session_id,
-            status=summary["status"],
-            created_at=summary["created_at"],
-            started_at=summary["started_at"],
-            finished_at=summary["finished_at"],
-            content=summary["content"],
-            model=summary["model"],
-            usage=Usage(**summary["usage"]),  # type: ignore[typeddict-item]
-            error=public_error(summary["error"]),
-            reason=summary["reason"],
-            finish_reason=summary["finish_reason"],
-            tool_calls=summary["tool_calls"],
-            last_seq=summary["last_seq"],
+            run_id=info.run_id,
+            subtask_id=info.run_id,
+            session_id=info.session_id if session_id is None else session_id,
+            status=info.status,
+            created_at=info.created_at,
+            started_at=info.started_at,
+            finished_at=info.finished_at,
+            content=info.content,
+            model=info.model,
+            usage=Usage(**info.usage),
+            error=public_error(info.error),
+            reason=info.reason,
+            finish_reason=info.finish_reason,
+            tool_calls=info.tool_calls,
+            last_seq=info.last_seq,
         )
 
 

@@ -81,6 +81,21 @@ class ServerSettings(BaseModel):
     max_retained_runs: int = Field(
         default=10_000, gt=0, description="finished runs kept at most (oldest dropped first)"
     )
+    max_retained_run_bytes: int = Field(
+        default=268_435_456,
+        gt=0,
+        description="bytes of events the finished runs kept may take at most (oldest dropped "
+        "first; default 256 MiB)",
+    )
+    run_purge_seconds: float = Field(
+        default=60.0, gt=0, description="how often finished runs past retention are purged"
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="on SIGTERM, how long runs in progress may go on before they are "
+        "cancelled (their partial answers stored)",
+    )
     max_active_runs: int = Field(
         default=1000, gt=0, description="runs executing at once (503 beyond)"
     )

@@ -1,9 +1,10 @@
 """Server-sent events: a run's events as ``event:``/``id:``/``data:`` frames.
 
 Frames are built with ``json.dumps`` of a plain dict (one per streamed token: the hot path),
-and every event already waiting is sent in one write. A stream that falls more than
-``buffer_events`` behind its run is ended without a ``complete`` event; the client resumes
-with ``Last-Event-ID``. The run never waits for a stream.
+and every event already waiting is sent in one write. A live stream of a run this process
+runs that falls more than ``buffer_events`` behind it is cut (the connection closed, without a
+``complete`` event); the client resumes with ``Last-Event-ID``. A finished run, or a run read
+from the run store, is sent whole at the client's pace. The run never waits for a stream.
 """
 
 from __future__ import annotations
@@ -13,15 +14,23 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from chat_shell import AgentRun, ChatEvent
+from chat_shell import ChatEvent, RunManager
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
+from ._connections import abort_connection
 from ._errors import public_error
 from ._runs import RunRecord, RunRegistry
 
-__all__ = ["SSE_HEADERS", "encode_event", "event_payload", "sse_response", "stream_response"]
+__all__ = [
+    "SSE_HEADERS",
+    "TooFarBehind",
+    "encode_event",
+    "event_payload",
+    "sse_response",
+    "stream_response",
+]
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _BATCH = 256
@@ -54,30 +63,52 @@ def encode_event(event: ChatEvent, session_id: str | None = None) -> bytes:
     )
 
 
+class TooFarBehind(Exception):
+    """A live stream fell too far behind its run: its connection is closed (resume then)."""
+
+
 async def _frames(
     record: RunRecord, after: int, registry: RunRegistry, buffer_events: int
 ) -> AsyncIterator[bytes]:
-    run: AgentRun = record.run
-    events = run.events
+    run = record.run
+    manager: RunManager = registry.manager
     registry.streams += 1
-    record.watchers += 1
+    registry.watchers[record.run_id] += 1
     finished = False
     session_id = record.session_id
     try:
         batch: list[bytes] = []
-        async for event in run.follow(after):
-            batch.append(encode_event(event, session_id))
-            seq = event.seq
-            if seq >= len(events) - 1 or len(batch) >= _BATCH:
+        if run is None:  # another process runs it, or it has ended: read it from the store
+            async for event in manager.follow(record.run_id, after):
+                batch.append(encode_event(event, session_id))
+                if len(batch) >= _BATCH:
+                    yield b"".join(batch)
+                    batch = []
+                elif event.event_type == "complete":
+                    break
+                else:
+                    yield b"".join(batch)
+                    batch = []
+            if batch:
                 yield b"".join(batch)
-                batch = []
-                if len(events) - 1 - seq > buffer_events:
-                    return  # too far behind: the client resumes from its Last-Event-ID
+        else:
+            events = run.events
+            async for event in run.follow(after):
+                batch.append(encode_event(event, session_id))
+                seq = event.seq
+                if seq >= len(events) - 1 or len(batch) >= _BATCH:
+                    yield b"".join(batch)
+                    batch = []
+                    if not run.done and len(events) - 1 - seq > buffer_events:
+                        raise TooFarBehind
+                events = run.events
         finished = True
     finally:
         registry.streams -= 1
-        record.watchers -= 1
-        if not finished and record.cancel_on_disconnect and not run.done:
+        registry.watchers[record.run_id] -= 1
+        if registry.watchers[record.run_id] <= 0:
+            del registry.watchers[record.run_id]
+        if not finished and record.cancel_on_disconnect and run is not None and not run.done:
             run.cancel()
 
 
@@ -85,9 +116,29 @@ class _RunStream(EventSourceResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except SendTimeoutError:
-            # The client took nothing for send_timeout seconds: drop it; it can resume.
-            logger.info("closed a stream whose client stopped reading")
+        except BaseException as exc:
+            # The client took nothing for send_timeout seconds, or fell too far behind a live
+            # run: drop it (socket and send queue at once); it can resume.
+            cut = _find(exc, (SendTimeoutError, TooFarBehind))
+            if cut is None:
+                raise
+            abort_connection()
+            logger.info(
+                "closed a stream whose client %s",
+                "stopped reading" if isinstance(cut, SendTimeoutError) else "fell too far behind",
+            )
+
+
+def _find(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """``exc`` or the first of its exception group's members that is one of ``kinds``."""
+    if isinstance(exc, kinds):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _find(inner, kinds)
+            if found is not None:
+                return found
+    return None
 
 
 def _keepalive() -> ServerSentEvent:
@@ -124,7 +175,11 @@ def stream_response(
     """The SSE answer following ``record``'s run from ``seq > after`` to its end."""
     return sse_response(
         _frames(record, after, registry, buffer_events),
-        headers={"X-Subtask-Id": record.run.id, "X-Session-Id": record.session_id},
+        headers={
+            "X-Run-Id": record.run_id,
+            "X-Subtask-Id": record.run_id,
+            "X-Session-Id": record.session_id,
+        },
         keepalive_seconds=keepalive_seconds,
         send_timeout=send_timeout,
     )

@@ -12,11 +12,13 @@ from chat_shell import (
     InterfaceConfig,
     Message,
     NotFoundError,
+    RunStore,
     SessionInfo,
     Settings,
     StorageProvider,
     ToolRegistry,
     UserError,
+    run_store_from_settings,
     storage_from_settings,
     validate_session_id,
 )
@@ -39,17 +41,20 @@ class ServerState:
         settings: Settings,
         server: ServerSettings,
         storage: StorageProvider | None = None,
+        run_store: RunStore | None = None,
     ) -> None:
         self.settings = settings
         self.server = server
         self.storage = storage or storage_from_settings(settings)
+        # Runs follow the history: the run store of its backend when there is one (a given
+        # storage object has none of its own: its runs stay in memory unless told otherwise).
+        if run_store is None:
+            follows = storage is None or settings.run_store is not None
+            run_store = run_store_from_settings(settings) if follows else None
+        self.run_store = run_store
         self.auth = Authenticator(server.key_hashes)
         self.limiter = RateLimiter(server.rate_limit_per_minute)
-        self.runs = RunRegistry(
-            retention_seconds=server.run_retention_seconds,
-            max_retained=server.max_retained_runs,
-            max_active=server.max_active_runs,
-        )
+        self._runs: RunRegistry | None = None
         self.allowed_models = self._allowed_models()
         self._interface: DirectChatInterface | None = None
 
@@ -67,14 +72,30 @@ class ServerState:
         names = self.server.tools if self.server.tools is not None else self.settings.tools
         tools = ToolRegistry.default(self.settings).select(names)
         interface = DirectChatInterface(
-            InterfaceConfig(tools=list(tools.values()), storage=self.storage),
+            InterfaceConfig(
+                tools=list(tools.values()), storage=self.storage, run_store=self.run_store
+            ),
             settings=self.settings,
         )
         await interface.initialize()
+        manager = interface.runs
+        server = self.server
+        manager.retention_seconds = server.run_retention_seconds
+        manager.max_retained = server.max_retained_runs
+        manager.max_retained_bytes = server.max_retained_run_bytes
+        manager.purge_seconds = server.run_purge_seconds
+        self._runs = RunRegistry(manager, max_active=server.max_active_runs)
         self._interface = interface
 
+    @property
+    def runs(self) -> RunRegistry:
+        if self._runs is None:
+            raise RuntimeError("the server state is not open")
+        return self._runs
+
     async def close(self) -> None:
-        await self.runs.shutdown()
+        if self._runs is not None:
+            await self._runs.shutdown(self.server.shutdown_grace_seconds)
         if self._interface is not None:
             await self._interface.shutdown()
             self._interface = None
@@ -172,8 +193,9 @@ class ServerState:
         self.check_model(turn.model)
         session_id = turn.session_id
         if session_id is not None:
+            self.runs.check_accepting()
             key, _ = await self.find_session(session_id, principal)
-            self.runs.check_session_free(key)
+            await self.runs.check_session_free(key)
             turn = turn.model_copy(update={"session_id": key})
         plan = self.interface.plan(turn, owner=principal.owner)
         if session_id is None:  # a new session, its id made by core
@@ -181,7 +203,7 @@ class ServerState:
             plan.session_id = principal.session_key(session_id) or session_id
         if seed:
             plan.new_messages = [*seed, *plan.new_messages]
-        return self.runs.start(
+        return await self.runs.start(
             self.interface.agent,
             plan,
             principal,

@@ -156,15 +156,27 @@ class ChatAgent:
     def __init__(self, storage: HistoryStorage) -> None:
         self.storage = storage
 
-    def start(self, plan: RunPlan, *, run_id: str | None = None) -> AgentRun:
-        """Start a run in its own task and return at once; follow it with ``run.follow()``."""
+    def prepare(self, plan: RunPlan, *, run_id: str | None = None) -> AgentRun:
+        """A run of ``plan``, validated, not started (``execute`` runs it)."""
         validate_session_id(plan.session_id)
         if not plan.models:
             raise UserError("no model to run")
         run = AgentRun(plan.session_id, run_id)
         run.warnings = list(plan.warnings)
-        run.task = asyncio.get_running_loop().create_task(self._execute(run, plan))
         return run
+
+    def start(self, plan: RunPlan, *, run_id: str | None = None) -> AgentRun:
+        """Start a run in its own task and return at once; follow it with ``run.follow()``.
+
+        The run is in no run store: interfaces start runs through a ``RunManager``.
+        """
+        run = self.prepare(plan, run_id=run_id)
+        run.task = asyncio.get_running_loop().create_task(self.execute(run, plan))
+        return run
+
+    async def execute(self, run: AgentRun, plan: RunPlan) -> None:
+        """Run ``plan`` in the current task to its end (however it ends), as ``run``."""
+        await self._execute(run, plan)
 
     async def _store(self, plan: RunPlan, messages: Sequence[Message]) -> None:
         if plan.store and messages:
@@ -228,6 +240,8 @@ class ChatAgent:
                     step = None
                     await asyncio.shield(user_stored)
                     await self._store(plan, [assistant])
+                    run.step_parts = []
+                    run.open_tool_calls = [{"id": c.id, "name": c.name} for c in pending_tools]
                     conversation.append(assistant)
                     if cut_off:
                         self._complete(run, "incomplete", cut_off)
@@ -239,6 +253,7 @@ class ChatAgent:
                     tool_messages = [m for m in results if m is not None]
                     pending_tools = []
                     await self._store(plan, tool_messages)
+                    run.open_tool_calls = []
                     conversation += tool_messages
                     budget = plan.token_budget
                     if budget is not None and run.usage.get("total_tokens", 0) >= budget:
@@ -251,7 +266,10 @@ class ChatAgent:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-            await self._store_partial(plan, user_stored, step, pending_tools, results, "cancelled")
+            if not run.lost:  # else the process that ended it stored the partial answer
+                await self._store_partial(
+                    plan, user_stored, step, pending_tools, results, "cancelled"
+                )
             self._complete(run, "cancelled")
         except TimeoutError:
             await self._store_partial(plan, user_stored, step, pending_tools, results, "incomplete")
@@ -393,7 +411,7 @@ class ChatAgent:
     ) -> None:
         emit = run.emit
         content_parts = run.content_parts
-        text = step.text
+        text = run.step_parts = step.text
         async for part in backend.stream(request):
             if step.first_token is None and type(part) in _OUTPUT_PARTS:
                 step.first_token = time.perf_counter()

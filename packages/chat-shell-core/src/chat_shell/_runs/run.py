@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, overload
 
 from .._events import ChatEvent, EventType, Usage
+from .contract import RunInfo
 
 __all__ = ["AgentRun", "PackedEvents", "RunState"]
 
@@ -89,6 +90,16 @@ class AgentRun:
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
         self._waiters: list[asyncio.Future[None]] = []
+        # What the run store keeps besides the events (see RunInfo).
+        self.owner: str | None = None
+        self.holder: str | None = None
+        self.stores_history = True
+        self.metadata: dict[str, Any] = {}
+        self.step_parts: list[str] = []  # text of the model call in progress, not yet stored
+        self.open_tool_calls: list[dict[str, Any]] = []  # stored calls without stored results
+        # Set by the RunManager: resolved once the session is claimed (or failed to be).
+        self.claimed: asyncio.Future[None] | None = None
+        self.lost = False  # another process ended it (its lease lapsed): store nothing more
 
     @property
     def events(self) -> Sequence[ChatEvent]:
@@ -160,21 +171,31 @@ class AgentRun:
             await asyncio.shield(self.task)
         return self
 
-    def summary(self) -> dict[str, Any]:
-        """Status, timestamps, output so far and usage, as plain data."""
-        return {
-            "run_id": self.id,
-            "session_id": self.session_id,
-            "status": self.state,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "content": self.content,
-            "usage": dict(self.usage),
-            "model": self.model,
-            "error": self.error,
-            "reason": self.reason,
-            "finish_reason": self.finish_reason,
-            "tool_calls": list(self.tool_calls),
-            "last_seq": len(self.events) - 1,
-        }
+    def summary(self) -> RunInfo:
+        """The run's ``RunInfo``: status, timestamps, output so far, usage, recovery notes."""
+        return RunInfo.model_construct(
+            run_id=self.id,
+            session_id=self.session_id,
+            owner=self.owner,
+            status=self.state,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            content=self.content,
+            usage=dict(self.usage),
+            model=self.model,
+            error=self.error,
+            reason=self.reason,
+            finish_reason=self.finish_reason,
+            tool_calls=[dict(call) for call in self.tool_calls],
+            warnings=list(self.warnings),
+            last_seq=len(self.events) - 1,
+            cancel_requested=self.cancel_requested,
+            holder=self.holder,
+            lease_expires_at=None,
+            event_bytes=0,
+            stores_history=self.stores_history,
+            step_content="".join(self.step_parts),
+            open_tool_calls=list(self.open_tool_calls),
+            metadata=dict(self.metadata),
+        )
