@@ -41,10 +41,12 @@ def user(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
-def environment(home: Path, upstream: ScriptedModelServer, url: str) -> dict[str, str]:
+def environment(
+    home: Path, upstream: ScriptedModelServer, url: str, extra: str = ""
+) -> dict[str, str]:
     home.mkdir(mode=0o700, exist_ok=True)
     (home / "config.toml").write_text(
-        'model = "openai/scripted"\nretries = 0\nstorage = "postgres"\n'
+        f'model = "openai/scripted"\nretries = 0\nstorage = "postgres"\n{extra}'
         f'[models."openai/scripted"]\napi_base = "{upstream.url}"\n'
     )
     return {
@@ -115,9 +117,9 @@ def test_workers_are_refused_for_a_storage_one_process_holds(
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "chat-shell serve: --workers 2 needs a storage several processes share (sqlite, json,"
-        " postgres, remote); storage memory lives in one process: choose another with"
-        " --storage, or run one worker"
+        "chat-shell serve: --workers 2 needs history and runs several processes share (storage"
+        " postgres); storage memory lives in one process: choose another with --storage, or"
+        " run one worker"
     ]
 
 
@@ -157,3 +159,118 @@ def test_two_workers_share_the_port_and_the_history(
             process.kill()
             process.wait()
         process.stderr.close()  # type: ignore[union-attr]
+
+
+# -- two instances on one database ---------------------------------------------------------------
+
+
+def frames(response: httpx.Response) -> Iterator[tuple[int, dict[str, object]]]:
+    """(seq, event) of each SSE frame of ``response``."""
+    import json
+
+    seq: int | None = None
+    for line in response.iter_lines():
+        if line.startswith("id:"):
+            seq = int(line[3:].strip())
+        elif line.startswith("data:") and seq is not None:
+            yield seq, json.loads(line[5:])
+            seq = None
+
+
+def start_run(url: str, session: str) -> str:
+    """A streamed run on ``session``, left running (the stream is closed at its first event)."""
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream(
+            "POST",
+            f"{url}/v1/response",
+            json={"messages": user("count slowly"), "session_id": session},
+        ) as response,
+    ):
+        assert response.status_code == 200, response.read()
+        run_id = response.headers["X-Subtask-Id"]
+        next(frames(response))
+    return run_id
+
+
+@pytest.fixture
+def paced() -> Iterator[ScriptedModelServer]:
+    from chat_shell.testing import Reply
+
+    def responder(request: dict[str, object]) -> Reply:
+        return Reply.tokens(400, delay=0.02)  # a run of about 8 s
+
+    with ScriptedModelServer(responder=responder) as server:
+        yield server
+
+
+def test_two_instances_share_runs(
+    tmp_path: Path, paced: ScriptedModelServer, postgres_url: str
+) -> None:
+    env = environment(tmp_path / "home", paced, postgres_url, "run_lease_seconds = 3\n")
+    a, url_a = serve(env)
+    b, url_b = serve(env)
+    try:
+        with httpx.Client(timeout=60) as client:
+            run_id = start_run(url_a, "shared")
+            status = client.get(f"{url_b}/v1/response/{run_id}").json()
+            assert status["status"] == "running"
+            # 409 across instances: the session is A's until its run ends
+            busy = client.post(
+                f"{url_b}/v1/response",
+                json={"messages": user("me too"), "session_id": "shared", "stream": False},
+            )
+            assert busy.status_code == 409
+            assert busy.json()["error"]["code"] == "session_busy"
+            # resumes through B: each continues exactly where it said
+            seen: list[int] = []
+            for _ in range(20):
+                after = seen[-1] if seen else -1
+                with client.stream(
+                    "GET",
+                    f"{url_b}/v1/response/{run_id}",
+                    headers={"Accept": "text/event-stream", "Last-Event-ID": str(after)},
+                ) as response:
+                    for count, (seq, _event) in enumerate(frames(response)):
+                        seen.append(seq)
+                        if count == 4:
+                            break
+            assert seen == list(range(len(seen)))
+            # cancel through B: A's run stops, and B tells
+            cancelled = client.delete(f"{url_b}/v1/response/{run_id}")
+            assert cancelled.status_code == 200, cancelled.text
+            for _ in range(600):
+                final = client.get(f"{url_b}/v1/response/{run_id}").json()
+                if final["status"] != "running":
+                    break
+                time.sleep(0.05)
+            assert final["status"] == "cancelled"
+
+            # kill -9 of A mid-run: B marks the run interrupted, the partial answer kept
+            lost = start_run(url_a, "crash")
+            time.sleep(1)  # let A flush some of the answer to the database
+            a.kill()
+            a.wait()
+            for _ in range(1200):
+                info = client.get(f"{url_b}/v1/response/{lost}").json()
+                if info["status"] != "running":
+                    break
+                time.sleep(0.05)
+            assert info["status"] == "interrupted"
+            history = client.get(f"{url_b}/v1/sessions/crash/history").json()["messages"]
+            assert [m["role"] for m in history] == ["user", "assistant"]
+            assert history[-1]["metadata"]["status"] == "interrupted"
+            assert history[-1]["content"]
+            assert info["content"].startswith(history[-1]["content"][:10])
+            # and the session is free again, from B
+            again = client.post(
+                f"{url_b}/v1/response",
+                json={"messages": user("after the crash"), "session_id": "crash", "stream": False},
+            )
+            assert again.status_code == 200, again.text
+    finally:
+        for process in (a, b):
+            if process.poll() is None:
+                process.terminate()
+                process.wait(30)
+            process.stderr.close()  # type: ignore[union-attr]

@@ -102,19 +102,24 @@ def serve(
 
 
 def _check_storage_is_shared(settings: "Settings", workers: int) -> None:
-    """Several workers need one history they all see: refuse a backend that lives in one
-    process (memory) before anything starts."""
+    """Several workers need one history and one set of runs that they all see: refuse a
+    history backend or a run store that lives in one process (memory) before anything
+    starts."""
     if workers <= 1:
         return
-    from chat_shell import UserError, storage_from_settings
+    from chat_shell import UserError, run_store_from_settings, storage_from_settings
 
     provider = storage_from_settings(settings)
     if not provider.shared_between_processes:
-        raise UserError(
-            f"--workers {workers} needs a storage several processes share (sqlite, json,"
-            f" postgres, remote); storage {settings.storage} lives in one process: choose"
-            " another with --storage, or run one worker"
-        )
+        alone = f"storage {settings.storage} lives in one process"
+    elif run_store_from_settings(settings).name == "memory":
+        alone = f"storage {settings.storage} keeps its runs in one process's memory"
+    else:
+        return
+    raise UserError(
+        f"--workers {workers} needs history and runs several processes share (storage"
+        f" postgres); {alone}: choose another with --storage, or run one worker"
+    )
 
 
 def _open_storage_once(settings: "Settings") -> None:
@@ -337,8 +342,8 @@ def register(app: "typer.Typer") -> None:
         workers: Annotated[
             int | None,
             typer.Option(
-                help="server processes on the one port [default: 1]; more than 1 needs a"
-                " storage processes share (not memory)",
+                help="server processes on the one port [default: 1]; more than 1 needs history"
+                " and runs processes share (storage postgres)",
                 min=1,
             ),
         ] = None,

@@ -134,8 +134,8 @@ class ServerSettings(BaseModel):
         default=1,
         ge=1,
         le=256,
-        description="server processes sharing the port (more than 1 needs a storage several "
-        "processes share: sqlite, json, postgres, remote)",
+        description="server processes sharing the port (more than 1 needs history and runs "
+        "several processes share: storage postgres)",
     )
     log_level: str = Field(default="info", description="uvicorn log level")
     access_log: bool = Field(default=True, description="log one line per request")
