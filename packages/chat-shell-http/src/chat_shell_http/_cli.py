@@ -5,12 +5,8 @@ imported inside the command.
 """
 
 # No `from __future__ import annotations`: typer reads the command's annotations at run time.
-import contextlib
 import signal
 import sys
-import threading
-from collections.abc import Iterator
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 if TYPE_CHECKING:
@@ -180,63 +176,10 @@ def _warn_if_model_unusable(settings: "Settings") -> None:
 
 
 def _run(app: "FastAPI", server: "ServerSettings", listener: "socket.socket") -> int:
-    import asyncio
-
     import uvicorn
 
     from ._connections import HTTPProtocol
-
-    state = app.state.chat_shell
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, but a stop signal ends it like a normal end: uvicorn re-raises
-        the signal after its graceful shutdown, which makes SIGTERM exit 143.
-
-        The first SIGTERM or SIGINT drains first: new runs are refused (503
-        ``shutting_down``, Retry-After) while the listener stays open, runs in progress get
-        ``shutdown_grace_seconds`` to finish, then the rest are cancelled (partial answers
-        stored, every watcher gets its ``complete``); only then does uvicorn stop. A second
-        signal stops at once (uvicorn's own forced exit).
-        """
-
-        stopped_by: int | None = None
-        draining: asyncio.Task[None] | None = None
-
-        def drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
-            async def drain() -> None:
-                try:
-                    await state.runs.shutdown(server.shutdown_grace_seconds)
-                finally:
-                    self.handle_exit(sig, frame)
-
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.handle_exit(sig, frame)
-                return
-            self.draining = loop.create_task(drain())
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-
-            def stop(sig: int, frame: FrameType | None) -> None:
-                first = self.stopped_by is None
-                self.stopped_by = self.stopped_by or sig
-                if first and self.started:
-                    self.drain_then_exit(sig, frame)
-                else:
-                    self.handle_exit(sig, frame)
-
-            stops = (signal.SIGINT, signal.SIGTERM)
-            previous = {sig: signal.signal(sig, stop) for sig in stops}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+    from ._serving import DrainingServer
 
     config = uvicorn.Config(
         app,
@@ -249,7 +192,7 @@ def _run(app: "FastAPI", server: "ServerSettings", listener: "socket.socket") ->
         timeout_graceful_shutdown=5,
         server_header=False,
     )
-    running = Server(config)
+    running = DrainingServer(config, app.state.chat_shell)
     try:
         running.run(sockets=[listener])
     except SystemExit as exc:  # uvicorn's way of saying the app's start-up failed
@@ -260,32 +203,20 @@ def _run(app: "FastAPI", server: "ServerSettings", listener: "socket.socket") ->
     return EXIT_INTERRUPTED if running.stopped_by == signal.SIGINT else EXIT_OK
 
 
-def _worker_app(settings: "Settings", server: "ServerSettings") -> "FastAPI":
-    """The app of one worker process: built there, from the parent's settings."""
-    from ._app import create_app
-
-    return create_app(settings, server=server)
-
-
 def _run_workers(settings: "Settings", server: "ServerSettings", listener: "socket.socket") -> int:
     """uvicorn's own supervisor: ``server.workers`` processes accept on the one socket, each
     building its app from the settings; a worker that dies is replaced; SIGTERM or Ctrl-C
-    stops every worker gracefully (SIGTERM each, then wait), then the parent exits."""
+    stops every worker (each drains as one process does: ``DrainingServer``), then the parent
+    exits."""
     import functools
 
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
 
-    class Supervisor(Multiprocess):
-        interrupted = False
-
-        def handle_int(self) -> None:
-            self.interrupted = True
-            super().handle_int()
+    from ._serving import Supervisor, worker_app
 
     config = uvicorn.Config(
-        functools.partial(_worker_app, settings, server),
+        functools.partial(worker_app, settings, server),
         factory=True,
         host=server.host,
         port=listener.getsockname()[1],
