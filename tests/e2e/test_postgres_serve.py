@@ -274,3 +274,30 @@ def test_two_instances_share_runs(
                 process.terminate()
                 process.wait(30)
             process.stderr.close()  # type: ignore[union-attr]
+
+
+def test_history_moves_from_sqlite_to_postgres(
+    tmp_path: Path, upstream: ScriptedModelServer, postgres_url: str
+) -> None:
+    """docs/deploy.md's move: `history export --storage sqlite | history import --storage
+    postgres -`, and the session reads the same on the other side."""
+    env = environment(tmp_path / "home", upstream, postgres_url)
+
+    def cli(*args: str, stdin: str | None = None) -> str:
+        result = subprocess.run(
+            [str(SCRIPT), *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    cli("query", "--storage", "sqlite", "--session", "moved", "hello from sqlite")
+    exported = cli("history", "export", "--storage", "sqlite")
+    cli("history", "import", "--storage", "postgres", "-", stdin=exported)
+    cli("history", "import", "--storage", "postgres", "-", stdin=exported)  # again: skipped
+    assert cli("history", "export", "--storage", "postgres") == exported
