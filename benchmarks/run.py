@@ -32,6 +32,7 @@ BENCHMARKS = [
     ),
     (["bench_transport.py", "--runs", "5"], ["--quick"]),
     (["bench_sqlite.py"], ["--quick"]),
+    (["bench_postgres.py"], ["--quick"]),
     (["bench_cli.py", "--runs", "9"], ["--quick"]),
     (["bench_http.py", "--runs", "5"], ["--quick"]),
 ]

@@ -62,7 +62,8 @@ async def open_pool(
         timeout=connect_timeout,
         # a connection the server closed (a restart) is noticed and replaced before use
         check=AsyncConnectionPool.check_connection,
-        kwargs={"connect_timeout": max(1, round(connect_timeout))},
+        # autocommit: a read is one statement and one round trip; writes open a transaction
+        kwargs={"connect_timeout": max(1, round(connect_timeout)), "autocommit": True},
         name=name,
     )
     try:

@@ -182,11 +182,16 @@ class PostgresHistoryStorage(HistoryStorage):
         self.where = describe(conninfo)
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection in a transaction; driver failures become ``StorageError``."""
+    async def _connection(self, *, write: bool = False) -> AsyncIterator[Connection]:
+        """A pooled connection (in a transaction to ``write``: a read is one statement);
+        driver failures become ``StorageError``."""
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                yield conn
+            async with self._pool.connection() as conn:
+                if write:
+                    async with conn.transaction():
+                        yield conn
+                else:
+                    yield conn
         except PoolTimeout as exc:
             raise StorageError(
                 f"no connection to PostgreSQL at {self.where} within"
@@ -216,14 +221,14 @@ class PostgresHistoryStorage(HistoryStorage):
             return
         rows = [_message_row(session_id, message) for message in messages]
         now = time.time()
-        async with self._connection() as conn:
+        async with self._connection(write=True) as conn:
             await conn.execute(_TOUCH_SESSION, (session_id, owner, now, now, len(rows)))
             async with conn.cursor() as cursor:
                 await cursor.executemany(_INSERT_MESSAGE, rows)
 
     async def clear_history(self, session_id: str) -> None:
         validate_session_id(session_id)
-        async with self._connection() as conn:
+        async with self._connection(write=True) as conn:
             cursor = await conn.execute(
                 "UPDATE chat_shell_sessions SET message_count = 0, updated_at = %s WHERE id = %s",
                 (time.time(), session_id),
@@ -278,7 +283,7 @@ class PostgresHistoryStorage(HistoryStorage):
             extra = json.loads(_encode(metadata or {}))
         except Exception as exc:
             raise UserError(f"session metadata cannot be stored as JSON: {exc}") from exc
-        async with self._connection() as conn:
+        async with self._connection(write=True) as conn:
             info = await self._get(conn, session_id, lock=True)
             merged = {**info.metadata, **extra}
             now = time.time()
@@ -297,7 +302,7 @@ class PostgresHistoryStorage(HistoryStorage):
 
     async def delete_session(self, session_id: str) -> None:
         validate_session_id(session_id)
-        async with self._connection() as conn:
+        async with self._connection(write=True) as conn:
             # ON DELETE CASCADE removes the messages
             cursor = await conn.execute(
                 "DELETE FROM chat_shell_sessions WHERE id = %s", (session_id,)
@@ -353,7 +358,7 @@ class PostgresHistoryStorage(HistoryStorage):
         session_id = validate_session_id(info.id)
         rows = [_message_row(session_id, message) for message in messages]
         metadata = _encode(info.model_dump(mode="json")["metadata"])
-        async with self._connection() as conn:
+        async with self._connection(write=True) as conn:
             cursor = await conn.execute(
                 f"INSERT INTO chat_shell_sessions ({_SESSION_COLUMNS})"  # noqa: S608
                 " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
