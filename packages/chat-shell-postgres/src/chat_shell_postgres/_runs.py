@@ -472,8 +472,11 @@ class PostgresRunStore(RunStore):
                     if self._closed:
                         return
                     continue  # maybe more to read at once
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+                # cancellation that arrives as the awaited thing completes
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(future), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):
+                        await future
             finally:
                 waiters.forget_run(run_id, future)
 
@@ -524,7 +527,8 @@ class PostgresRunStore(RunStore):
                             told.add(run_id)
                             yield run_id
                 try:
-                    requested = await asyncio.wait_for(queue.get(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):  # (not wait_for: see follow)
+                        requested = await queue.get()
                 except TimeoutError:
                     look = True  # the safety net
                     continue
