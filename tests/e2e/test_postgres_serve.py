@@ -214,7 +214,8 @@ def test_two_instances_share_runs(
         with httpx.Client(timeout=60) as client:
             run_id = start_run(url_a, "shared")
             status = client.get(f"{url_b}/v1/response/{run_id}").json()
-            assert status["status"] == "running"
+            # in progress (B sees the holder's last flush: at most 50 ms old)
+            assert status["status"] in ("queued", "running")
             # 409 across instances: the session is A's until its run ends
             busy = client.post(
                 f"{url_b}/v1/response",
@@ -241,7 +242,7 @@ def test_two_instances_share_runs(
             assert cancelled.status_code == 200, cancelled.text
             for _ in range(600):
                 final = client.get(f"{url_b}/v1/response/{run_id}").json()
-                if final["status"] != "running":
+                if final["status"] not in ("queued", "running"):
                     break
                 time.sleep(0.05)
             assert final["status"] == "cancelled"
@@ -253,7 +254,7 @@ def test_two_instances_share_runs(
             a.wait()
             for _ in range(1200):
                 info = client.get(f"{url_b}/v1/response/{lost}").json()
-                if info["status"] != "running":
+                if info["status"] not in ("queued", "running"):
                     break
                 time.sleep(0.05)
             assert info["status"] == "interrupted"
