@@ -6,10 +6,11 @@ UV_VERSION := 0.13.9
 BOOTSTRAP := .uv-bootstrap
 UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 
-# Extra arguments for `make run` (chat-shell serve) and `make quickstart` (the question).
+# Extra arguments for `make run` (chat-shell serve), `make quickstart` (the question) and
+# `make test-postgres` (pytest's).
 ARGS ?=
 
-.PHONY: help install run quickstart test test-quick lint bench bench-quick docs wheels clean
+.PHONY: help install run quickstart test test-quick test-postgres lint bench bench-quick docs wheels clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +35,9 @@ test: lint  ## lint, type-check and run the whole test suite (what CI runs)
 
 test-quick: install  ## the test suite without the tests marked slow (> ~5 s each): the local loop
 	$(UV) run --frozen pytest -m "not slow"
+
+test-postgres: install  ## the PostgreSQL tests, on a throw-away server of their own (tests/postgres/server.sh)
+	bash tests/postgres/server.sh run $(UV) run --frozen pytest tests/postgres $(ARGS)
 
 lint: install  ## ruff (lint and format), mypy over the packages, tests, benchmarks and examples
 	$(UV) run --frozen ruff check $(PY_TREES)

@@ -10,10 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 UV="${UV:-uv}"
 
-# distribution -> its test folder
+# distribution -> its test folder (tests/postgres needs CHAT_SHELL_TEST_POSTGRES_URL: .ci/run
+# starts a server for it)
 declare -A TESTS=(
     [chat-shell-core]=tests/core
     [chat-shell-sqlite]=tests/sqlite
+    [chat-shell-postgres]=tests/postgres
     [chat-shell-cli]=tests/cli
     [chat-shell-http]=tests/http
     [chat-shell-mcp]=tests/mcp

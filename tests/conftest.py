@@ -68,5 +68,6 @@ def _isolated_home(
         "GEMINI_API_KEY",
         "CHAT_SHELL_MODEL",
         "CHAT_SHELL_STORAGE",
+        "CHAT_SHELL_STORAGE_URL",
     ):
         monkeypatch.delenv(name, raising=False)

@@ -18,6 +18,7 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Examples that import another distribution run only where it is installed.
 OPTIONAL = {
     "chat_shell_sqlite": "chat-shell-sqlite",
+    "chat_shell_postgres": "chat-shell-postgres",
     "chat_shell_cli": "chat-shell-cli",
     "chat_shell_http": "chat-shell-http",
     "chat_shell_mcp": "chat-shell-mcp",
@@ -53,6 +54,9 @@ def test_example_runs(code: str, tmp_path: Path) -> None:
             # commands installed beside this Python (an MCP server from PyPI) are on the PATH
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
         }
+        # examples of the postgres backend run against the tests' server when there is one
+        if "chat_shell_postgres" in code and os.environ.get("CHAT_SHELL_TEST_POSTGRES_URL"):
+            env["CHAT_SHELL_STORAGE_URL"] = os.environ["CHAT_SHELL_TEST_POSTGRES_URL"]
         result = subprocess.run(
             [sys.executable, "-c", code],
             cwd=tmp_path,

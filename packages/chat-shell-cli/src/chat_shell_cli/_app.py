@@ -60,7 +60,8 @@ Storage = Annotated[
     str | None,
     typer.Option(
         "--storage",
-        help="History backend: sqlite (default), json, memory or remote (config `storage`).",
+        help="History backend: sqlite (default), json, memory, remote or postgres"
+        " (config `storage`).",
         metavar="NAME",
     ),
 ]

@@ -100,6 +100,24 @@ def _is_secret_field(field: FieldInfo) -> bool:
     )
 
 
+def _holds_url_credentials(field: FieldInfo) -> bool:
+    """Whether a field is a URL that may carry a password (``secret: "url"``)."""
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and extra.get("secret") == "url"
+
+
+_URL_PASSWORD = re.compile(r"^(?P<head>[a-z][a-z0-9+.-]*://[^/@:?#]*):[^/@?#]*@", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def mask_url_password(value: str | None) -> str | None:
+    """A URL with its password (``user:password@`` or ``?password=``) shown as ``****``."""
+    if not value:
+        return value
+    value = _URL_PASSWORD.sub(r"\g<head>:****@", value)
+    return _QUERY_PASSWORD.sub(r"\g<head>****", value)
+
+
 def _names_secret_type(annotation: Any) -> bool:
     if annotation in (SecretStr, SecretBytes):
         return True
@@ -145,6 +163,8 @@ def mask_secrets(value: Any, annotation: Any = Any) -> Any:
                 key: (
                     _hide(item)
                     if key in fields and _is_secret_field(fields[key])
+                    else mask_url_password(item)
+                    if key in fields and _holds_url_credentials(fields[key])
                     else mask_secrets(item, fields[key].annotation if key in fields else Any)
                 )
                 for key, item in value.items()
@@ -225,7 +245,12 @@ class Settings(BaseModel):
         default=None, description="file or folder of the sqlite/json backends (default: in home)"
     )
     storage_url: str | None = Field(
-        default=None, description="base URL of a chat-shell server, for the remote backend"
+        default=None,
+        description=(
+            "URL of the remote backend's chat-shell server, or the postgres backend's database"
+            " (postgresql://user:password@host/db); its password is masked when shown"
+        ),
+        json_schema_extra={"secret": "url"},
     )
     storage_api_key: str | None = Field(
         default=None, repr=False, json_schema_extra={"secret": True}
@@ -285,6 +310,9 @@ class Settings(BaseModel):
         # Secret fields are left out (repr=False); free-form tables may hold secrets too.
         fields = type(self).model_fields
         for name, value in super().__repr_args__():
+            if name in fields and _holds_url_credentials(fields[name]):
+                yield name, mask_url_password(value)
+                continue
             annotation = fields[name].annotation if name in fields else Any
             yield name, mask_secrets(value, annotation)
 

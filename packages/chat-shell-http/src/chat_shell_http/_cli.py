@@ -5,12 +5,8 @@ imported inside the command.
 """
 
 # No `from __future__ import annotations`: typer reads the command's annotations at run time.
-import contextlib
 import signal
 import sys
-import threading
-from collections.abc import Iterator
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 if TYPE_CHECKING:
@@ -39,10 +35,12 @@ def serve(
     insecure_no_auth: bool = False,
     storage: str | None = None,
     log_level: str | None = None,
+    workers: int | None = None,
 ) -> int:
     """Run the server until SIGTERM (exit 0) or Ctrl-C (130); 2 for bad configuration or an
-    address that cannot be listened on, 1 when the app's start-up fails."""
-    from chat_shell import UserError, load_settings
+    address that cannot be listened on, 1 when the storage cannot be opened or the app's
+    start-up fails. With ``workers`` > 1, that many processes share the listening socket."""
+    from chat_shell import StorageError, UserError, load_settings
 
     try:
         settings = load_settings(storage=storage)
@@ -55,12 +53,24 @@ def serve(
             api_keys=api_keys or None,
             insecure_no_auth=insecure_no_auth or None,
             log_level=log_level,
+            workers=workers,
         )
         server.check_bind()
+        _check_storage_is_shared(settings, server.workers)
         listener = _listen(server.host, server.port)
     except UserError as exc:
         print(f"chat-shell serve: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        _open_storage_once(settings)
+    except UserError as exc:
+        listener.close()
+        print(f"chat-shell serve: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageError as exc:
+        listener.close()
+        print(f"chat-shell serve: {exc.message}", file=sys.stderr)
+        return EXIT_STARTUP_FAILED
     with listener:
         try:
             from ._app import create_app
@@ -74,14 +84,54 @@ def serve(
             auth = "NO AUTH (--insecure-no-auth)"
         bound = listener.getsockname()[1]
         shown_host = f"[{server.host}]" if ":" in server.host else server.host
+        processes = f"; {server.workers} workers" if server.workers > 1 else ""
         print(
             f"chat-shell serve: http://{shown_host}:{bound} ({auth}; "
-            f"storage {settings.storage}); chat page at /, API docs at /docs",
+            f"storage {settings.storage}{processes}); chat page at /, API docs at /docs",
             file=sys.stderr,
             flush=True,
         )
         _warn_if_model_unusable(settings)
+        if server.workers > 1:
+            return _run_workers(settings, server, listener)
         return _run(app, server, listener)
+
+
+def _check_storage_is_shared(settings: "Settings", workers: int) -> None:
+    """Several workers need one history and one set of runs that they all see: refuse a
+    history backend or a run store that lives in one process (memory) before anything
+    starts."""
+    if workers <= 1:
+        return
+    from chat_shell import UserError, run_store_from_settings, storage_from_settings
+
+    provider = storage_from_settings(settings)
+    if not provider.shared_between_processes:
+        alone = f"storage {settings.storage} lives in one process"
+    elif run_store_from_settings(settings).name == "memory":
+        alone = f"storage {settings.storage} keeps its runs in one process's memory"
+    else:
+        return
+    raise UserError(
+        f"--workers {workers} needs history and runs several processes share (storage sqlite"
+        f" or postgres); {alone}: choose another with --storage, or run one worker"
+    )
+
+
+def _open_storage_once(settings: "Settings") -> None:
+    """Open (and migrate) the storage before serving, so that an unreachable database or a
+    damaged file is one line and exit 1, not a start-up traceback; the workers then find the
+    schema current."""
+    import asyncio
+
+    from chat_shell import storage_from_settings
+
+    async def check() -> None:
+        provider = storage_from_settings(settings)
+        await provider.initialize()
+        await provider.close()
+
+    asyncio.run(check())
 
 
 def _listen(host: str, port: int) -> "socket.socket":
@@ -126,63 +176,10 @@ def _warn_if_model_unusable(settings: "Settings") -> None:
 
 
 def _run(app: "FastAPI", server: "ServerSettings", listener: "socket.socket") -> int:
-    import asyncio
-
     import uvicorn
 
     from ._connections import HTTPProtocol
-
-    state = app.state.chat_shell
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, but a stop signal ends it like a normal end: uvicorn re-raises
-        the signal after its graceful shutdown, which makes SIGTERM exit 143.
-
-        The first SIGTERM or SIGINT drains first: new runs are refused (503
-        ``shutting_down``, Retry-After) while the listener stays open, runs in progress get
-        ``shutdown_grace_seconds`` to finish, then the rest are cancelled (partial answers
-        stored, every watcher gets its ``complete``); only then does uvicorn stop. A second
-        signal stops at once (uvicorn's own forced exit).
-        """
-
-        stopped_by: int | None = None
-        draining: asyncio.Task[None] | None = None
-
-        def drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
-            async def drain() -> None:
-                try:
-                    await state.runs.shutdown(server.shutdown_grace_seconds)
-                finally:
-                    self.handle_exit(sig, frame)
-
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.handle_exit(sig, frame)
-                return
-            self.draining = loop.create_task(drain())
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-
-            def stop(sig: int, frame: FrameType | None) -> None:
-                first = self.stopped_by is None
-                self.stopped_by = self.stopped_by or sig
-                if first and self.started:
-                    self.drain_then_exit(sig, frame)
-                else:
-                    self.handle_exit(sig, frame)
-
-            stops = (signal.SIGINT, signal.SIGTERM)
-            previous = {sig: signal.signal(sig, stop) for sig in stops}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+    from ._serving import DrainingServer
 
     config = uvicorn.Config(
         app,
@@ -195,7 +192,7 @@ def _run(app: "FastAPI", server: "ServerSettings", listener: "socket.socket") ->
         timeout_graceful_shutdown=5,
         server_header=False,
     )
-    running = Server(config)
+    running = DrainingServer(config, app.state.chat_shell)
     try:
         running.run(sockets=[listener])
     except SystemExit as exc:  # uvicorn's way of saying the app's start-up failed
@@ -204,6 +201,43 @@ def _run(app: "FastAPI", server: "ServerSettings", listener: "socket.socket") ->
         print("chat-shell serve: the server failed to start (the reason is above)", file=sys.stderr)
         return EXIT_STARTUP_FAILED
     return EXIT_INTERRUPTED if running.stopped_by == signal.SIGINT else EXIT_OK
+
+
+def _run_workers(settings: "Settings", server: "ServerSettings", listener: "socket.socket") -> int:
+    """uvicorn's own supervisor: ``server.workers`` processes accept on the one socket, each
+    building its app from the settings; a worker that dies is replaced; SIGTERM or Ctrl-C
+    stops every worker (each drains as one process does: ``DrainingServer``), then the parent
+    exits."""
+    import functools
+
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+
+    from ._serving import Supervisor, worker_app
+
+    config = uvicorn.Config(
+        functools.partial(worker_app, settings, server),
+        factory=True,
+        host=server.host,
+        port=listener.getsockname()[1],
+        workers=server.workers,
+        log_level=server.log_level,
+        access_log=server.access_log,
+        # by name: the configuration is pickled to each worker, and the class is made at run time
+        http="chat_shell_http._connections:HTTPProtocol",
+        ws="none",
+        timeout_graceful_shutdown=5,
+        server_header=False,
+        # a new worker imports chat-shell before it can answer the supervisor's pings: on a
+        # busy machine that takes more than uvicorn's default 5 s
+        timeout_worker_healthcheck=30,
+    )
+    supervisor = Supervisor(config, sockets=[listener])
+    supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        print("chat-shell serve: a worker failed to start (the reason is above)", file=sys.stderr)
+        return EXIT_STARTUP_FAILED
+    return EXIT_INTERRUPTED if supervisor.interrupted else EXIT_OK
 
 
 def register(app: "typer.Typer") -> None:
@@ -232,9 +266,18 @@ def register(app: "typer.Typer") -> None:
             ),
         ] = False,
         storage: Annotated[
-            str | None, typer.Option(help="history backend (sqlite, json, memory, remote)")
+            str | None,
+            typer.Option(help="history backend (sqlite, json, memory, remote, postgres)"),
         ] = None,
         log_level: Annotated[str | None, typer.Option(help="uvicorn log level")] = None,
+        workers: Annotated[
+            int | None,
+            typer.Option(
+                help="server processes on the one port [default: 1]; more than 1 needs history"
+                " and runs processes share (storage postgres)",
+                min=1,
+            ),
+        ] = None,
     ) -> None:
         """Serve chat-shell over HTTP: resumable SSE runs, sessions, remote storage."""
         code = serve(
@@ -244,6 +287,7 @@ def register(app: "typer.Typer") -> None:
             insecure_no_auth=insecure_no_auth,
             storage=storage,
             log_level=log_level,
+            workers=workers,
         )
         if code:
             raise typer.Exit(code)

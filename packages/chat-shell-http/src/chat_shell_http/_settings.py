@@ -135,6 +135,13 @@ class ServerSettings(BaseModel):
         description="open connections at most (503 beyond); None: half the process's "
         "file-descriptor limit",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="server processes sharing the port (more than 1 needs history and runs "
+        "several processes share: storage postgres)",
+    )
     log_level: str = Field(default="info", description="uvicorn log level")
     access_log: bool = Field(default=True, description="log one line per request")
 

@@ -803,6 +803,7 @@ class SQLiteStorage(StorageProvider):
     """
 
     name = "sqlite"
+    shared_between_processes = True
 
     def __init__(
         self,

@@ -165,6 +165,10 @@ class StorageProvider(ABC):
     """
 
     name: str = ""
+    #: Whether several processes may use the backend at once, each seeing the others' writes
+    #: (a database file or server, not one process's memory): what ``chat-shell serve
+    #: --workers N`` needs.
+    shared_between_processes: bool = False
 
     @property
     @abstractmethod

@@ -116,6 +116,7 @@ class JSONStorage(StorageProvider):
     """History in a folder of JSON files (default: ``<chat-shell home>/history``)."""
 
     name = "json"
+    shared_between_processes = True  # writes hold a lock file (flock)
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.folder = Path(path) if path is not None else default_home() / "history"

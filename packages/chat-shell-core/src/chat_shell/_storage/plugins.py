@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["available_storage", "create_storage", "storage_from_settings"]
 
 STORAGE_GROUP = "chat_shell.storage"
-_INSTALL_HINTS = {"sqlite": "chat-shell-sqlite"}
+_INSTALL_HINTS = {"sqlite": "chat-shell-sqlite", "postgres": "chat-shell-postgres"}
 
 
 def available_storage() -> list[str]:
@@ -49,11 +49,14 @@ def create_storage(name: str, **options: Any) -> StorageProvider:
 
 def storage_from_settings(settings: Settings) -> StorageProvider:
     """The backend ``settings.storage`` names, given the options the settings hold for it:
-    ``storage_url``/``storage_api_key`` for ``remote``, nothing for ``memory``, and
-    ``storage_path`` for the rest (file backends default to a place in the chat-shell home)."""
+    ``storage_url``/``storage_api_key`` for ``remote``, ``storage_url`` for ``postgres``,
+    nothing for ``memory``, and ``storage_path`` for the rest (file backends default to a place
+    in the chat-shell home)."""
     name = settings.storage
     if name == "remote":
         return create_storage(name, url=settings.storage_url, api_key=settings.storage_api_key)
+    if name == "postgres":
+        return create_storage(name, url=settings.storage_url)
     if name == "memory":
         return create_storage(name)
     return create_storage(name, path=settings.storage_path)

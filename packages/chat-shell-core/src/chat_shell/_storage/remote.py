@@ -166,6 +166,7 @@ class RemoteStorage(StorageProvider):
     """
 
     name = "remote"
+    shared_between_processes = True
 
     def __init__(
         self,

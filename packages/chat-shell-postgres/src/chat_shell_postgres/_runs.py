@@ -1,0 +1,586 @@
+"""Runs in PostgreSQL: one run per session for every process on every machine, events in
+batches, followers and cancels woken through LISTEN/NOTIFY.
+
+Each store object keeps one listening connection (``LISTEN chat_shell_runs``). A write that
+followers or a holder must see (events, the end of a run, a cancel request, a purge) sends a
+notification in its own transaction, so it arrives after the commit. A notification only wakes:
+followers then read the events from the tables, and every wait also ends after ``poll_seconds``
+(the safety net), so a notification lost to a dropped connection loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+import psycopg
+from chat_shell import ChatEvent, NotFoundError, RunInfo, RunStore, SessionBusyError, StorageError
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ._connect import Connection, check_url, connect, open_pool
+from ._errors import describe, storage_error
+
+__all__ = ["PostgresRunStore"]
+
+logger = logging.getLogger("chat_shell_postgres")
+
+CHANNEL = "chat_shell_runs"
+DEFAULT_POLL_SECONDS = 1.0
+_READ_PAGE = 2000  # events a follower reads at a time
+
+_NOW = "SELECT extract(epoch FROM clock_timestamp())::float8"
+_RUN_COLUMNS = (
+    "info, holder, done, finished_at, lease_expires_at, cancel_requested, last_seq, event_bytes"
+)
+_INSERT_EVENT = "INSERT INTO chat_shell_run_events (run_id, seq, body) VALUES (%s, %s, %s)"
+# what a holder's summary may not change: who and what the run is, and what the store keeps
+_IDENTITY = ("run_id", "session_id", "owner", "holder", "created_at", "stores_history")
+
+
+def _row_info(row: Sequence[Any]) -> RunInfo:
+    info, holder, done, finished_at, lease, cancel, last_seq, event_bytes = row
+    stored = RunInfo.model_validate_json(info)
+    return stored.model_copy(
+        update={
+            "holder": holder,
+            "finished_at": finished_at if done else stored.finished_at,
+            "lease_expires_at": lease,
+            "cancel_requested": cancel,
+            "last_seq": last_seq,
+            "event_bytes": event_bytes,
+        }
+    )
+
+
+def _event_rows(run_id: str, events: Iterable[ChatEvent]) -> list[tuple[str, int, str]]:
+    return [(run_id, event.seq, event.model_dump_json()) for event in events]
+
+
+def _notice(kind: str, run_id: str, holder: str | None = None) -> str:
+    return json.dumps({"k": kind, "r": run_id, "h": holder}, separators=(",", ":"))
+
+
+class _Waiters:
+    """Futures waiting for news of a run (followers) or of a holder's cancels."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, set[asyncio.Future[None]]] = {}
+        self.cancels: dict[str, set[asyncio.Queue[str | None]]] = {}
+
+    def wait_run(self, run_id: str) -> asyncio.Future[None]:
+        future = asyncio.get_running_loop().create_future()
+        self.runs.setdefault(run_id, set()).add(future)
+        return future
+
+    def forget_run(self, run_id: str, future: asyncio.Future[None]) -> None:
+        waiting = self.runs.get(run_id)
+        if waiting is not None:
+            waiting.discard(future)
+            if not waiting:
+                del self.runs[run_id]
+
+    def wake_run(self, run_id: str) -> None:
+        for future in self.runs.pop(run_id, ()):
+            if not future.done():
+                future.set_result(None)
+
+    def wake_all(self) -> None:
+        for run_id in list(self.runs):
+            self.wake_run(run_id)
+
+
+class PostgresRunStore(RunStore):
+    """Runs and their events in a PostgreSQL database (``url`` as for ``PostgresStorage``).
+
+    ``poll_seconds``: how long a follower or a cancel watcher waits for a notification before
+    it looks anyway (the safety net for a notification lost with a dropped connection).
+    """
+
+    name = "postgres"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        path: str | None = None,  # the file stores' option: settings may pass it, unused here
+        pool_size: int = 10,
+        connect_timeout: float = 10.0,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+    ) -> None:
+        self.url = check_url(url, what="the postgres run store")
+        self.pool_size = pool_size
+        self.connect_timeout = float(connect_timeout)
+        self.poll_seconds = float(poll_seconds)
+        self.where = describe(self.url)
+        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._waiters = _Waiters()
+        self._closed = False
+
+    # -- opening and closing -----------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        if self._pool is not None:
+            return
+        self._closed = False
+        self._pool = await open_pool(
+            self.url, self.pool_size, self.connect_timeout, "chat-shell runs"
+        )
+        first = await connect(self.url, self.connect_timeout, autocommit=True)
+        await first.execute(f"LISTEN {CHANNEL}")
+        self._listener = asyncio.create_task(self._listen(first), name="chat-shell runs listener")
+
+    async def close(self) -> None:
+        self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        self._waiters.wake_all()
+        for queues in self._waiters.cancels.values():
+            for queue in queues:
+                queue.put_nowait(None)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def _listen(self, conn: Connection | None) -> None:
+        """The one listening connection of this store: dispatch notifications; reconnect (and
+        wake everyone, who then read what they may have missed) when it drops."""
+        delay = 0.1
+        while not self._closed:
+            try:
+                if conn is None:
+                    conn = await connect(self.url, self.connect_timeout, autocommit=True)
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._waiters.wake_all()
+                    self._wake_cancel_watchers()
+                delay = 0.1
+                async for notify in conn.notifies():
+                    self._dispatch(notify.payload)
+            except (psycopg.Error, StorageError, OSError) as exc:
+                logger.warning(
+                    "runs listener lost PostgreSQL at %s (%s); reconnecting", self.where, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                    conn = None
+
+    def _dispatch(self, payload: str) -> None:
+        try:
+            notice = json.loads(payload)
+            kind, run_id, holder = notice["k"], notice["r"], notice.get("h")
+        except (ValueError, KeyError, TypeError):
+            return
+        if kind == "e":
+            self._waiters.wake_run(run_id)
+        elif kind == "c":
+            for queue in self._waiters.cancels.get(holder or "", ()):
+                queue.put_nowait(run_id)
+        elif kind == "p":
+            self._waiters.wake_all()
+
+    def _wake_cancel_watchers(self) -> None:
+        for queues in self._waiters.cancels.values():
+            for queue in queues:
+                queue.put_nowait("")  # "": look again in the table
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
+        pool = self._pool
+        if pool is None:
+            raise StorageError(
+                "PostgresRunStore is not initialized: call `await store.initialize()`"
+            )
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                yield conn
+        except PoolTimeout as exc:
+            raise StorageError(
+                f"no connection to PostgreSQL at {self.where} within {pool.timeout:g} s"
+                f" ({exc}); is the server up, or are all connections busy?"
+            ) from exc
+        except psycopg.errors.UniqueViolation:
+            raise
+        except psycopg.Error as exc:
+            raise storage_error(self.url, exc) from exc
+
+    @staticmethod
+    async def _now(conn: Connection) -> float:
+        cursor = await conn.execute(_NOW)
+        row = await cursor.fetchone()
+        assert row is not None
+        return float(row[0])
+
+    @staticmethod
+    async def _notify(conn: Connection, payload: str) -> None:
+        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+
+    async def _locked(self, conn: Connection, run_id: str) -> RunInfo:
+        cursor = await conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM chat_shell_runs WHERE run_id = %s FOR UPDATE",  # noqa: S608
+            (run_id,),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            raise NotFoundError(f"no run {run_id}")
+        return _row_info(row)
+
+    # -- a run's life ------------------------------------------------------------------------
+
+    async def create_run(self, info: RunInfo, *, lease_seconds: float) -> RunInfo:
+        if info.done:
+            raise ValueError("a new run must be queued or running")
+        try:
+            async with self._transaction() as conn:
+                now = await self._now(conn)
+                stored = info.model_copy(
+                    deep=True, update={"lease_expires_at": now + lease_seconds, "last_seq": -1}
+                )
+                cursor = await conn.execute(
+                    "INSERT INTO chat_shell_runs (run_id, session_id, holder, lease_expires_at,"
+                    " cancel_requested, info) VALUES (%s, %s, %s, %s, false, %s)"
+                    " ON CONFLICT (run_id) DO NOTHING",
+                    (
+                        info.run_id,
+                        info.session_id,
+                        info.holder,
+                        stored.lease_expires_at,
+                        stored.model_dump_json(),
+                    ),
+                )
+                if not cursor.rowcount:
+                    raise ValueError(f"run {info.run_id} exists")
+        except psycopg.errors.UniqueViolation:
+            holding = await self.session_run(info.session_id)
+            raise SessionBusyError(info.session_id, holding or "") from None
+        return stored
+
+    def _merged(self, current: RunInfo, info: RunInfo | None) -> RunInfo:
+        if info is None:
+            return current
+        update = {name: getattr(current, name) for name in _IDENTITY}
+        update["cancel_requested"] = current.cancel_requested
+        update["lease_expires_at"] = current.lease_expires_at
+        if info.done:  # a summary with an end passed to append_events: the end is finish_run's
+            update["status"] = current.status
+            update["finished_at"] = current.finished_at
+        return info.model_copy(deep=True, update=update)
+
+    async def _append(
+        self, conn: Connection, run_id: str, events: Sequence[ChatEvent], info: RunInfo | None
+    ) -> bool:
+        """Append in the open transaction; ``False`` if the run has ended (nothing written)."""
+        cursor = await conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM chat_shell_runs WHERE run_id = %s FOR UPDATE",  # noqa: S608
+            (run_id,),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            raise NotFoundError(f"no run {run_id}")
+        current = _row_info(row)
+        if row[2]:  # done
+            return False
+        fresh = [event for event in events if event.seq > current.last_seq]
+        expected = current.last_seq + 1
+        for event in fresh:
+            if event.seq != expected:
+                raise ValueError(f"run {run_id}: event seq {event.seq} after {expected - 1}")
+            expected += 1
+        rows = _event_rows(run_id, fresh)
+        if rows:
+            async with conn.cursor() as insert:
+                await insert.executemany(_INSERT_EVENT, rows)
+        merged = self._merged(current, info)
+        added = sum(len(body.encode()) for _r, _s, body in rows)
+        await conn.execute(
+            "UPDATE chat_shell_runs SET last_seq = %s, event_bytes = event_bytes + %s, info = %s"
+            " WHERE run_id = %s",
+            (expected - 1, added, merged.model_dump_json(), run_id),
+        )
+        if rows:
+            await self._notify(conn, _notice("e", run_id))
+        return True
+
+    async def append_events(
+        self, run_id: str, events: Sequence[ChatEvent], info: RunInfo | None = None
+    ) -> None:
+        async with self._transaction() as conn:
+            await self._append(conn, run_id, events, info)
+
+    async def append_batches(
+        self, batches: Sequence[tuple[str, Sequence[ChatEvent], RunInfo | None]]
+    ) -> None:
+        # one transaction for every run of the flush; rows locked in one order (no deadlock
+        # between two holders' flushes)
+        async with self._transaction() as conn:
+            for run_id, events, info in sorted(batches, key=lambda batch: batch[0]):
+                await self._append(conn, run_id, events, info)
+
+    async def finish_run(self, run_id: str, events: Sequence[ChatEvent], info: RunInfo) -> bool:
+        if not info.done:
+            raise ValueError("finish_run needs a final status")
+        async with self._transaction() as conn:
+            current = await self._locked(conn, run_id)
+            if current.done:
+                return False
+            fresh = [event for event in events if event.seq > current.last_seq]
+            expected = current.last_seq + 1
+            for event in fresh:
+                if event.seq != expected:
+                    raise ValueError(f"run {run_id}: event seq {event.seq} after {expected - 1}")
+                expected += 1
+            rows = _event_rows(run_id, fresh)
+            if rows:
+                async with conn.cursor() as insert:
+                    await insert.executemany(_INSERT_EVENT, rows)
+            update = {name: getattr(current, name) for name in _IDENTITY}
+            update["cancel_requested"] = current.cancel_requested
+            update["lease_expires_at"] = None
+            final = info.model_copy(deep=True, update=update)
+            finished_at = final.finished_at or await self._now(conn)
+            added = sum(len(body.encode()) for _r, _s, body in rows)
+            await conn.execute(
+                "UPDATE chat_shell_runs SET done = true, finished_at = %s, lease_expires_at = NULL,"
+                " last_seq = %s, event_bytes = event_bytes + %s, info = %s WHERE run_id = %s",
+                (
+                    finished_at,
+                    expected - 1,
+                    added,
+                    final.model_copy(update={"finished_at": finished_at}).model_dump_json(),
+                    run_id,
+                ),
+            )
+            await self._notify(conn, _notice("e", run_id))
+        return True
+
+    async def renew_leases(
+        self, holder: str, run_ids: Sequence[str], lease_seconds: float
+    ) -> set[str]:
+        if not run_ids:
+            return set()
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE chat_shell_runs"
+                " SET lease_expires_at = extract(epoch FROM clock_timestamp())::float8 + %s"
+                " WHERE run_id = ANY(%s) AND holder = %s AND NOT done RETURNING run_id",
+                (lease_seconds, list(run_ids), holder),
+            )
+            return {row[0] for row in await cursor.fetchall()}
+
+    async def interrupt_expired(self, *, now: float | None = None) -> list[RunInfo]:
+        ended: list[RunInfo] = []
+        async with self._transaction() as conn:
+            if now is None:
+                now = await self._now(conn)
+            # SKIP LOCKED: two sweepers never wait for each other, and never end a run twice
+            cursor = await conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM chat_shell_runs"  # noqa: S608
+                " WHERE NOT done AND lease_expires_at < %s ORDER BY run_id"
+                " FOR UPDATE SKIP LOCKED",
+                (now,),
+            )
+            for row in await cursor.fetchall():
+                info, event = self.interrupted(_row_info(row), now)
+                body = event.model_dump_json()
+                await conn.execute(_INSERT_EVENT, (info.run_id, event.seq, body))
+                await conn.execute(
+                    "UPDATE chat_shell_runs SET done = true, finished_at = %s,"
+                    " lease_expires_at = NULL, last_seq = %s, event_bytes = event_bytes + %s,"
+                    " info = %s WHERE run_id = %s",
+                    (now, event.seq, len(body.encode()), info.model_dump_json(), info.run_id),
+                )
+                await self._notify(conn, _notice("e", info.run_id))
+                ended.append(info.model_copy(update={"event_bytes": row[7] + len(body.encode())}))
+        return ended
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> RunInfo:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM chat_shell_runs WHERE run_id = %s",  # noqa: S608
+                (run_id,),
+            )
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFoundError(f"no run {run_id}")
+        return _row_info(row)
+
+    async def _read(
+        self, run_id: str, after: int, limit: int | None
+    ) -> tuple[list[ChatEvent], bool, int] | None:
+        """(events after ``after``, whether the run has ended, its last seq); ``None`` if the
+        run is unknown. One snapshot, so an ended run's events are all there."""
+        async with self._transaction() as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor = await conn.execute(
+                "SELECT done, last_seq FROM chat_shell_runs WHERE run_id = %s", (run_id,)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            cursor = await conn.execute(
+                "SELECT body FROM chat_shell_run_events WHERE run_id = %s AND seq > %s"
+                " ORDER BY seq LIMIT %s",
+                (run_id, after, limit),
+            )
+            bodies = await cursor.fetchall()
+        events = [ChatEvent.model_validate_json(body) for (body,) in bodies]
+        return events, bool(row[0]), int(row[1])
+
+    async def read_events(
+        self, run_id: str, *, after: int = -1, limit: int | None = None
+    ) -> list[ChatEvent]:
+        found = await self._read(run_id, after, None if limit is None else max(limit, 0))
+        if found is None:
+            raise NotFoundError(f"no run {run_id}")
+        return found[0]
+
+    async def follow(self, run_id: str, *, after: int = -1) -> AsyncIterator[ChatEvent]:
+        seen = after
+        first = True
+        waiters = self._waiters
+        while True:
+            # wait registered before reading: a notification during the read is not missed
+            future = waiters.wait_run(run_id)
+            try:
+                found = await self._read(run_id, seen, _READ_PAGE)
+                if found is None:
+                    if first:
+                        raise NotFoundError(f"no run {run_id}")
+                    return  # purged while followed
+                first = False
+                events, done, last_seq = found
+                for event in events:
+                    yield event
+                    seen = event.seq
+                if done and seen >= last_seq:
+                    return
+                if events or self._closed:
+                    if self._closed:
+                        return
+                    continue  # maybe more to read at once
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+                # cancellation that arrives as the awaited thing completes
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_seconds):
+                        await future
+            finally:
+                waiters.forget_run(run_id, future)
+
+    async def session_run(self, session_id: str) -> str | None:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT run_id FROM chat_shell_runs WHERE session_id = %s AND NOT done",
+                (session_id,),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    # -- cancellation ------------------------------------------------------------------------
+
+    async def request_cancel(self, run_id: str) -> bool:
+        async with self._transaction() as conn:
+            current = await self._locked(conn, run_id)
+            if current.done:
+                return False
+            await conn.execute(
+                "UPDATE chat_shell_runs SET cancel_requested = true WHERE run_id = %s", (run_id,)
+            )
+            await self._notify(conn, _notice("c", run_id, current.holder))
+        return True
+
+    async def _requested(self, holder: str) -> list[str]:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT run_id FROM chat_shell_runs"
+                " WHERE holder = %s AND NOT done AND cancel_requested ORDER BY run_id",
+                (holder,),
+            )
+            return [str(row[0]) for row in await cursor.fetchall()]
+
+    async def watch_cancels(self, holder: str) -> AsyncIterator[str]:
+        if self._closed or self._pool is None:
+            return
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        queues = self._waiters.cancels.setdefault(holder, set())
+        queues.add(queue)
+        told: set[str] = set()
+        try:
+            look = True  # the table first: requests made before the call
+            while not self._closed:
+                if look:
+                    for run_id in await self._requested(holder):
+                        if run_id not in told:
+                            told.add(run_id)
+                            yield run_id
+                try:
+                    async with asyncio.timeout(self.poll_seconds):  # (not wait_for: see follow)
+                        requested = await queue.get()
+                except TimeoutError:
+                    look = True  # the safety net
+                    continue
+                if requested is None:
+                    return
+                look = requested == ""
+                if requested and requested not in told:
+                    told.add(requested)
+                    yield requested
+        finally:
+            queues.discard(queue)
+            if not queues:
+                self._waiters.cancels.pop(holder, None)
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def purge(
+        self,
+        *,
+        max_age_seconds: float | None = None,
+        max_count: int | None = None,
+        max_bytes: int | None = None,
+        now: float | None = None,
+    ) -> int:
+        removed = 0
+        async with self._transaction() as conn:
+            if now is None:
+                now = await self._now(conn)
+            if max_age_seconds is not None:
+                cursor = await conn.execute(
+                    "DELETE FROM chat_shell_runs WHERE done AND finished_at < %s",
+                    (now - max_age_seconds,),
+                )
+                removed += cursor.rowcount
+            if max_count is not None:
+                cursor = await conn.execute(
+                    "DELETE FROM chat_shell_runs WHERE run_id IN (SELECT run_id FROM"
+                    " chat_shell_runs WHERE done ORDER BY finished_at DESC, run_id DESC"
+                    " OFFSET %s)",
+                    (max(max_count, 0),),
+                )
+                removed += cursor.rowcount
+            if max_bytes is not None:
+                # keep the newest runs whose events fit in max_bytes; the oldest go first
+                cursor = await conn.execute(
+                    "DELETE FROM chat_shell_runs WHERE run_id IN (SELECT run_id FROM"
+                    " (SELECT run_id, sum(event_bytes) OVER (ORDER BY finished_at DESC,"
+                    " run_id DESC) AS kept FROM chat_shell_runs WHERE done) AS newest"
+                    " WHERE kept > %s)",
+                    (max_bytes,),
+                )
+                removed += cursor.rowcount
+            if removed:
+                await self._notify(conn, _notice("p", ""))
+        return removed

@@ -1,0 +1,184 @@
+"""The core run-store conformance suite on PostgreSQL, and what the suite cannot see: the
+database itself refuses a second run of a session, a follower is woken by NOTIFY and still gets
+everything when notifications are lost, and retention keeps the history."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import pytest_asyncio
+from chat_shell import (
+    ChatEvent,
+    EventType,
+    Message,
+    RunInfo,
+    RunStore,
+    Settings,
+    create_run_store,
+    run_store_from_settings,
+)
+from chat_shell.testing import RunStoreSuite
+from chat_shell_postgres import PostgresRunStore, PostgresStorage
+
+
+class TestPostgresRunStore(RunStoreSuite):
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_url: str) -> None:
+        self.url = postgres_url
+
+    async def make_store(self, tmp_path: Path) -> RunStore:
+        return PostgresRunStore(self.url)
+
+
+class TestPostgresRunStoreThroughEntryPoint(RunStoreSuite):
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_url: str) -> None:
+        self.url = postgres_url
+
+    async def make_store(self, tmp_path: Path) -> RunStore:
+        return create_run_store("postgres", url=self.url)
+
+
+def _info(session_id: str = "s1", holder: str = "holder-a") -> RunInfo:
+    return RunInfo(
+        run_id=f"run_{uuid.uuid4().hex}",
+        session_id=session_id,
+        holder=holder,
+        status="running",
+        created_at=time.time(),
+    )
+
+
+def _event(info: RunInfo, seq: int, event_type: EventType = EventType.CONTENT) -> ChatEvent:
+    data = {"delta": f"t{seq}"} if event_type is EventType.CONTENT else {"status": "completed"}
+    return ChatEvent.make(event_type, data, run_id=info.run_id, session_id=info.session_id, seq=seq)
+
+
+@pytest_asyncio.fixture
+async def stores(postgres_url: str) -> AsyncIterator[tuple[PostgresRunStore, PostgresRunStore]]:
+    # a slow safety-net poll: what arrives sooner came through NOTIFY
+    one = PostgresRunStore(postgres_url, poll_seconds=600)
+    two = PostgresRunStore(postgres_url, poll_seconds=600)
+    await one.initialize()
+    await two.initialize()
+    try:
+        yield one, two
+    finally:
+        await one.close()
+        await two.close()
+
+
+def test_settings_choose_it_with_the_storage() -> None:
+    settings = Settings(storage="postgres", storage_url="postgresql://u:p@127.0.0.1/db")
+    store = run_store_from_settings(settings)
+    assert isinstance(store, PostgresRunStore)
+    assert store.url == settings.storage_url
+
+
+async def test_the_database_refuses_a_second_run_of_a_session(
+    postgres_url: str, stores: tuple[PostgresRunStore, PostgresRunStore]
+) -> None:
+    one, _ = stores
+    info = _info()
+    await one.create_run(info, lease_seconds=30)
+    with psycopg.connect(postgres_url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(
+            "INSERT INTO chat_shell_runs (run_id, session_id, info) VALUES ('run_x', 's1', '{}')"
+        )
+
+
+async def test_followers_are_woken_by_notify(
+    stores: tuple[PostgresRunStore, PostgresRunStore],
+) -> None:
+    one, two = stores
+    info = _info()
+    await one.create_run(info, lease_seconds=30)
+    got: list[int] = []
+
+    async def follow() -> None:
+        async for event in two.follow(info.run_id):
+            got.append(event.seq)
+
+    follower = asyncio.create_task(follow())
+    for seq in range(5):
+        await one.append_events(info.run_id, [_event(info, seq)])
+        await asyncio.sleep(0.01)
+    done = info.model_copy(update={"status": "completed", "finished_at": time.time()})
+    await one.finish_run(info.run_id, [_event(info, 5, EventType.COMPLETE)], done)
+    # with a 600 s poll, only the notifications can have ended this in time
+    await asyncio.wait_for(follower, 30)
+    assert got == [0, 1, 2, 3, 4, 5]
+
+
+async def test_nothing_is_lost_when_notifications_are(postgres_url: str) -> None:
+    """The listening connection is killed mid-run: the follower reconnects, and the poll
+    finds what the lost notifications would have told."""
+    writer = PostgresRunStore(postgres_url)
+    reader = PostgresRunStore(postgres_url, poll_seconds=0.2)
+    await writer.initialize()
+    await reader.initialize()
+    try:
+        info = _info()
+        await writer.create_run(info, lease_seconds=30)
+        followed = asyncio.create_task(_collect(reader.follow(info.run_id)))
+        await writer.append_events(info.run_id, [_event(info, 0)])
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
+            )
+        for seq in range(1, 50):
+            await writer.append_events(info.run_id, [_event(info, seq)])
+        done = info.model_copy(update={"status": "completed", "finished_at": time.time()})
+        await writer.finish_run(info.run_id, [_event(info, 50, EventType.COMPLETE)], done)
+        events = await asyncio.wait_for(followed, 60)
+        assert [event.seq for event in events] == list(range(51))
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+async def _collect(iterator: AsyncIterator[ChatEvent]) -> list[ChatEvent]:
+    return [event async for event in iterator]
+
+
+async def test_a_flush_of_many_runs_is_one_transaction(
+    postgres_url: str, stores: tuple[PostgresRunStore, PostgresRunStore]
+) -> None:
+    one, two = stores
+    runs = [_info(f"s{n}") for n in range(20)]
+    for info in runs:
+        await one.create_run(info, lease_seconds=30)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        (before,) = admin.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone() or (0,)
+        await one.append_batches([(info.run_id, [_event(info, 0)], None) for info in runs])
+        admin.execute("SELECT pg_stat_clear_snapshot()")
+        (after,) = admin.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone() or (0,)
+    # the flush, plus the statistics queries of this check: never one per run
+    assert after - before < len(runs) / 2
+    for info in runs:
+        assert [e.seq for e in await two.read_events(info.run_id)] == [0]
+
+
+async def test_retention_deletes_runs_and_keeps_the_history(postgres_url: str) -> None:
+    async with PostgresStorage(postgres_url) as storage, PostgresRunStore(postgres_url) as runs:
+        await storage.history.append_messages("s1", [Message(role="user", content="kept")])
+        info = _info()
+        await runs.create_run(info, lease_seconds=30)
+        done = info.model_copy(update={"status": "completed", "finished_at": time.time()})
+        await runs.finish_run(info.run_id, [_event(info, 0, EventType.COMPLETE)], done)
+        assert await runs.purge(max_count=0) == 1
+        assert [m.content for m in await storage.history.get_history("s1")] == ["kept"]
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT count(*) FROM chat_shell_run_events").fetchall()
+    assert rows == [(0,)]
