@@ -1,5 +1,6 @@
 """MCP tools through the real console script: ``chat-shell mcp``, ``query`` with and without
-``--yes``, ``chat``'s approval answers, and ``chat-shell serve`` (no approval over HTTP yet)."""
+``--yes``, ``chat``'s approval answers, and ``chat-shell serve`` with approval turned off (asking over HTTP:
+test_http_approval.py)."""
 
 from __future__ import annotations
 
@@ -160,11 +161,6 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def serve(env: dict[str, str]) -> Iterator[str]:
-    yield from _serve(env)
-
-
-@pytest.fixture
 def serve_no_approval(
     env: dict[str, str], tmp_path: Path, upstream: ScriptedModelServer
 ) -> Iterator[str]:
@@ -208,14 +204,6 @@ def _ask_over_http(url: str) -> dict[str, object]:
     assert reply.status_code == 200, reply.text
     body: dict[str, object] = reply.json()
     return body
-
-
-def test_serve_refuses_a_call_that_needs_approval(serve: str) -> None:
-    content = str(_ask_over_http(serve)["content"])
-    assert content == (
-        "result: error: time_get_current_time was not approved: it needs approval and no one "
-        "is there to approve it"
-    )
 
 
 def test_serve_runs_a_tool_the_operator_allowed(serve_no_approval: str) -> None:
