@@ -145,7 +145,8 @@ def test_an_approved_call_runs(serve: str) -> None:
         assert data["arguments"] == {"timezone": "Asia/Tokyo"}
         assert data["expires_at"] > time.time()
         call = stream.seen[-2]
-        assert call["event_type"] == "tool_call" and call["data"]["id"] == data["id"]
+        assert call["event_type"] == "tool_call"
+        assert call["data"]["id"] == data["id"]
         reply = _answer(serve, asked["run_id"], {"call_id": data["id"], "approved": True})
         assert reply.status_code == 200, reply.text
         assert reply.json() == {
@@ -238,4 +239,5 @@ def test_a_reconnecting_client_sees_the_request_again(serve: str) -> None:
             reply = _answer(serve, run_id, {"call_id": asked["data"]["id"], "approved": True})
             assert reply.status_code == 200, reply.text
             rest = [event["event_type"] for event in events]
-    assert rest[0] == "tool_result" and rest[-1] == "complete"
+    assert rest[0] == "tool_result"
+    assert rest[-1] == "complete"

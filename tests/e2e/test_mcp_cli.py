@@ -1,6 +1,6 @@
 """MCP tools through the real console script: ``chat-shell mcp``, ``query`` with and without
-``--yes``, ``chat``'s approval answers, and ``chat-shell serve`` with approval turned off (asking over HTTP:
-test_http_approval.py)."""
+``--yes``, ``chat``'s approval answers, and ``chat-shell serve`` with approval turned off
+(asking over HTTP: test_http_approval.py)."""
 
 from __future__ import annotations
 
