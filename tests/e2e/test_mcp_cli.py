@@ -121,6 +121,18 @@ def test_query_yes_approves_the_call(env: dict[str, str]) -> None:
     assert '"timezone": "Asia/Tokyo"' in answered.stdout
 
 
+def test_query_events_show_the_approval_request(env: dict[str, str]) -> None:
+    answered = cli(env, "query", "--yes", "--no-store", "--events", ASK_TIME)
+    assert answered.returncode == 0, answered.stderr
+    events = [json.loads(line) for line in answered.stdout.splitlines()]
+    kinds = [event["event_type"] for event in events]
+    assert kinds.index("tool_call") < kinds.index("approval_required") < kinds.index("tool_result")
+    asked = events[kinds.index("approval_required")]["data"]
+    assert asked["name"] == "time_get_current_time"
+    assert asked["arguments"] == {"timezone": "Asia/Tokyo"}
+    assert asked["expires_at"] is None  # the terminal asks (here: --yes answers) at once
+
+
 def test_query_without_the_flag_refuses_and_says_so(env: dict[str, str]) -> None:
     answered = cli(env, "query", "--no-store", ASK_TIME)
     assert answered.returncode == 0, answered.stderr
