@@ -1,5 +1,6 @@
 """MCP tools through the real console script: ``chat-shell mcp``, ``query`` with and without
-``--yes``, ``chat``'s approval answers, and ``chat-shell serve`` (no approval over HTTP yet)."""
+``--yes``, ``chat``'s approval answers, and ``chat-shell serve`` with approval turned off
+(asking over HTTP: test_http_approval.py)."""
 
 from __future__ import annotations
 
@@ -120,6 +121,18 @@ def test_query_yes_approves_the_call(env: dict[str, str]) -> None:
     assert '"timezone": "Asia/Tokyo"' in answered.stdout
 
 
+def test_query_events_show_the_approval_request(env: dict[str, str]) -> None:
+    answered = cli(env, "query", "--yes", "--no-store", "--events", ASK_TIME)
+    assert answered.returncode == 0, answered.stderr
+    events = [json.loads(line) for line in answered.stdout.splitlines()]
+    kinds = [event["event_type"] for event in events]
+    assert kinds.index("tool_call") < kinds.index("approval_required") < kinds.index("tool_result")
+    asked = events[kinds.index("approval_required")]["data"]
+    assert asked["name"] == "time_get_current_time"
+    assert asked["arguments"] == {"timezone": "Asia/Tokyo"}
+    assert asked["expires_at"] is None  # the terminal asks (here: --yes answers) at once
+
+
 def test_query_without_the_flag_refuses_and_says_so(env: dict[str, str]) -> None:
     answered = cli(env, "query", "--no-store", ASK_TIME)
     assert answered.returncode == 0, answered.stderr
@@ -157,11 +170,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def serve(env: dict[str, str]) -> Iterator[str]:
-    yield from _serve(env)
 
 
 @pytest.fixture
@@ -208,14 +216,6 @@ def _ask_over_http(url: str) -> dict[str, object]:
     assert reply.status_code == 200, reply.text
     body: dict[str, object] = reply.json()
     return body
-
-
-def test_serve_refuses_a_call_that_needs_approval(serve: str) -> None:
-    content = str(_ask_over_http(serve)["content"])
-    assert content == (
-        "result: error: time_get_current_time was not approved: it needs approval and no one "
-        "is there to approve it"
-    )
 
 
 def test_serve_runs_a_tool_the_operator_allowed(serve_no_approval: str) -> None:

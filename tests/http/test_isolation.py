@@ -43,6 +43,7 @@ SCENARIO: list[tuple[str, str, dict[str, Any]]] = [
         "/v1/response/{run_id}",
         {"headers": {"Accept": "text/event-stream", "Last-Event-ID": "0"}},
     ),
+    ("POST", "/v1/response/{run_id}/approvals", {"json": {"call_id": "call_0", "approved": True}}),
     ("DELETE", "/v1/response/{run_id}", {}),
     ("GET", "/v1/sessions", {}),
     ("GET", "/api/v1/sessions", {}),

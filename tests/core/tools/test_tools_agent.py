@@ -207,3 +207,66 @@ class TestApproval:
         model = FakeModel(Reply.tool("delete_everything", {}), "ok")
         _, events = await _run(model, [self._delete()], approve=allow)
         assert _results(events)[0]["result"] == "deleted"
+
+    async def test_the_callback_is_announced_by_an_approval_required_event(self) -> None:
+        order: list[str] = []
+
+        async def allow(name: str, arguments: dict[str, Any]) -> bool:
+            order.append("asked")
+            return True
+
+        model = FakeModel(Reply.tool("delete_everything", {"confirm": True}), "ok")
+        _, events = await _run(model, [self._delete()], approve=allow)
+        kinds = [e.event_type for e in events]
+        asked = events[kinds.index("approval_required")]
+        call = events[kinds.index("tool_call")]
+        assert kinds.index("tool_call") < kinds.index("approval_required")
+        assert kinds.index("approval_required") < kinds.index("tool_result")
+        assert asked.data == {
+            "id": call.data["id"],
+            "name": "delete_everything",
+            "arguments": {"confirm": True},
+            "expires_at": None,
+        }
+        assert order == ["asked"]
+
+    async def test_no_event_when_the_call_is_refused_without_asking(self) -> None:
+        model = FakeModel(Reply.tool("delete_everything", {}), "ok")
+        _, events = await _run(model, [self._delete()])
+        assert "approval_required" not in [e.event_type for e in events]
+
+    async def test_asking_over_the_event_stream_times_out_as_not_approved(self) -> None:
+        config = InterfaceConfig(
+            model=FakeModel(Reply.tool("delete_everything", {}), "ok"),
+            tools=[self._delete()],
+            approval_timeout=0.05,
+            use_config_file=False,
+            use_environment=False,
+        )
+        async with DirectChatInterface(config) as chat:
+            stream = chat.stream_chat("go")
+            events = [event async for event in stream.events()]
+        asked = [e for e in events if e.event_type == "approval_required"]
+        assert len(asked) == 1
+        assert asked[0].data["expires_at"] > asked[0].timestamp
+        assert _results(events)[0]["error"] == (
+            "error: delete_everything was not approved: no answer within 0.05 s"
+        )
+
+    async def test_asking_over_the_event_stream_takes_the_stored_answer(self) -> None:
+        config = InterfaceConfig(
+            model=FakeModel(Reply.tool("delete_everything", {}), "ok"),
+            tools=[self._delete()],
+            approval_timeout=30,
+            use_config_file=False,
+            use_environment=False,
+        )
+        async with DirectChatInterface(config) as chat:
+            stream = chat.stream_chat("go")
+            events = []
+            async for event in stream.events():
+                events.append(event)
+                if event.event_type == "approval_required":
+                    store = chat.runs.store
+                    assert await store.answer_approval(event.run_id, event.data["id"], True)
+        assert _results(events)[0]["result"] == "deleted"

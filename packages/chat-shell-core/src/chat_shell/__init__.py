@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         UserError as UserError,
     )
     from ._events import (
+        ApprovalRequiredData as ApprovalRequiredData,
         ChatEvent as ChatEvent,
         CompleteData as CompleteData,
         ContentData as ContentData,
@@ -154,6 +155,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "UserError",
     ),
     "_events": (
+        "ApprovalRequiredData",
         "ChatEvent",
         "CompleteData",
         "ContentData",

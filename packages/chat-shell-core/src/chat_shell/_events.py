@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 __all__ = [
+    "ApprovalRequiredData",
     "ChatEvent",
     "CompleteData",
     "ContentData",
@@ -28,6 +29,7 @@ class EventType(StrEnum):
     THINKING = "thinking"
     TOOL_CALL = "tool_call"
     TOOL_RESULT = "tool_result"
+    APPROVAL_REQUIRED = "approval_required"
     ERROR = "error"
     COMPLETE = "complete"
 
@@ -63,6 +65,16 @@ class ToolResultData(TypedDict, total=False):
     duration_ms: float
 
 
+class ApprovalRequiredData(TypedDict):
+    """A tool call waits for a yes or no: ``expires_at`` (Unix seconds) is when it counts as a
+    no if unanswered over HTTP; ``None`` when a callback (library, terminal) is asked."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    expires_at: float | None
+
+
 class ErrorData(TypedDict):
     code: str
     message: str
@@ -87,7 +99,8 @@ class ChatEvent(BaseModel):
     ``seq`` starts at 0 and grows by one per event of the run; it is the SSE ``id:`` and what a
     client names to resume a stream. ``data`` holds the event type's fields (see the ``*Data``
     types): ``content``/``thinking`` → ``delta``; ``tool_call`` → ``id, name, arguments``;
-    ``tool_result`` → ``id, name, result | error, duration_ms``; ``error`` → ``code, message,
+    ``tool_result`` → ``id, name, result | error, duration_ms``;
+    ``approval_required`` → ``id, name, arguments, expires_at``; ``error`` → ``code, message,
     retryable``; ``complete`` → ``status, content, usage, model`` (and ``messages_sent``,
     ``messages_dropped``, ``messages_summarized``: the last model request's share of the
     conversation).

@@ -237,8 +237,9 @@ class InterfaceConfig:
     loaded from the ``CHAT_SHELL_*`` environment, then ``config.toml`` in ``home``, then the
     defaults (``use_config_file``/``use_environment`` turn those sources off). ``api_base`` and
     ``api_key`` are for ``model`` and win over its ``[models."…"]`` table. ``token_budget``,
-    ``tools``, ``approve`` and ``storage`` are the interface's own: no setting stands for them
-    (history is in memory unless ``storage`` says otherwise, whatever ``settings.storage`` is).
+    ``tools``, ``approve``, ``approval_timeout`` and ``storage`` are the interface's own: no
+    setting stands for them (history is in memory unless ``storage`` says otherwise, whatever
+    ``settings.storage`` is).
     """
 
     model: str | ModelBackend | None = None
@@ -260,6 +261,9 @@ class InterfaceConfig:
     # by shutdown(); their current tools join ``tools`` on every turn.
     toolsets: Sequence[Toolset] = ()
     approve: ApprovalCallback | None = None
+    # Without ``approve``: ask over the event stream (``approval_required``) and wait this
+    # many seconds for an answer given through the run store (what the server does).
+    approval_timeout: float | None = None
     storage: StorageProvider | str = "memory"
     storage_options: dict[str, Any] = field(default_factory=dict)
     # Where runs live: a RunStore, a registered name, or None: the run store of the storage's
@@ -475,6 +479,7 @@ class DirectChatInterface(ChatInterface):
             store=turn.store,
             new_session=turn.session_id is None,
             approve=self.config.approve,
+            approval_timeout=self.config.approval_timeout,
             owner=owner,
             warnings=warnings,
             context_mode=settings.context,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Annotated, Any
 
+from chat_shell import ChatEvent, EventType, NotFoundError
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from ._deps import CurrentPrincipal, State
 from ._errors import ApiError, ErrorBody
 from ._runs import RunRecord
-from ._schemas import ChatRequest, RunInfo
+from ._schemas import ApprovalAnswer, ApprovalDecision, ChatRequest, RunInfo
 from ._sse import stream_response
 from ._state import ServerState
 
@@ -143,3 +145,77 @@ async def cancel_response(run_id: RunId, state: State, principal: CurrentPrincip
     await runs.manager.cancel(run_id)
     final = await runs.manager.wait(run_id)  # cancelled, or how it ended meanwhile
     return _run_json(RunRecord(final))
+
+
+async def _waiting_calls(state: ServerState, record: RunRecord) -> dict[str, ChatEvent]:
+    """The run's ``approval_required`` events by call id (from memory if it runs here)."""
+    events = (
+        record.run.events
+        if record.run is not None
+        else await state.runs.manager.store.read_events(record.run_id)
+    )
+    return {
+        str(event.data.get("id")): event
+        for event in events
+        if event.event_type == EventType.APPROVAL_REQUIRED
+    }
+
+
+@router.post(
+    "/v1/response/{run_id}/approvals",
+    response_model=ApprovalDecision | list[ApprovalDecision],
+    responses=_ERRORS,
+    summary="Approve or refuse a tool call the run waits on",
+)
+async def answer_approvals(
+    run_id: RunId,
+    body: ApprovalAnswer | list[ApprovalAnswer],
+    state: State,
+    principal: CurrentPrincipal,
+) -> Response:
+    """Answer the `approval_required` event(s) of a run: `approved: true` runs the tool,
+    `false` tells the model it was not approved. Only the key that started the run may
+    answer (404 for any other, as for an unknown run or call); a call already answered, past
+    its `expires_at`, or of a run that ended answers 409 `approval_closed`. A list answers
+    several calls: all are checked before any is recorded."""
+    answers = body if isinstance(body, list) else [body]
+    if not answers:
+        raise ApiError(400, "bad_request", "give at least one answer")
+    record = await state.runs.get(run_id, principal)
+    waiting = await _waiting_calls(state, record)
+    store = state.runs.manager.store
+    now = time.time()
+    for answer in answers:
+        event = waiting.get(answer.call_id)
+        if event is None:
+            raise NotFoundError(
+                f"run {run_id} has no tool call {answer.call_id} waiting for approval"
+            )
+        if record.done:
+            raise ApiError(
+                409, "approval_closed", f"the run already ended ({record.current().status})"
+            )
+        expires_at = event.data.get("expires_at")
+        if expires_at is None or now >= float(expires_at):
+            raise ApiError(
+                409, "approval_closed", f"the wait for call {answer.call_id} is over (it expired)"
+            )
+        if await store.approval_answer(run_id, answer.call_id) is not None:
+            raise ApiError(409, "approval_closed", f"call {answer.call_id} is already answered")
+    decisions = []
+    for answer in answers:
+        if not await store.answer_approval(run_id, answer.call_id, answer.approved):
+            raise ApiError(
+                409,
+                "approval_closed",
+                f"call {answer.call_id} is already answered, or the run ended",
+            )
+        decisions.append(
+            ApprovalDecision(
+                run_id=run_id,
+                call_id=answer.call_id,
+                name=str(waiting[answer.call_id].data.get("name")),
+                approved=answer.approved,
+            ).model_dump(mode="json")
+        )
+    return JSONResponse(decisions if isinstance(body, list) else decisions[0])

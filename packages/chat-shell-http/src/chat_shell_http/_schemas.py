@@ -11,6 +11,8 @@ from ._errors import public_error
 
 __all__ = [
     "AppendMessages",
+    "ApprovalAnswer",
+    "ApprovalDecision",
     "ChatMessage",
     "ChatRequest",
     "HealthInfo",
@@ -204,3 +206,21 @@ class SessionUpdate(BaseModel):
 
     title: str | None = Field(default=None, max_length=1000)
     metadata: dict[str, Any] | None = None
+
+
+class ApprovalAnswer(BaseModel):
+    """The answer to a tool call waiting for approval (an ``approval_required`` event)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: str = Field(min_length=1, max_length=200, description="the event's `id`")
+    approved: bool = Field(description="true: run the tool; false: tell the model no")
+
+
+class ApprovalDecision(BaseModel):
+    """An answer as recorded: the run's call now runs (approved) or is refused."""
+
+    run_id: str
+    call_id: str
+    name: str = Field(description="the tool")
+    approved: bool

@@ -101,6 +101,12 @@ class ServerSettings(BaseModel):
         description="on SIGTERM, how long runs in progress may go on before they are "
         "cancelled (their partial answers stored)",
     )
+    approval_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long a tool call that needs approval waits for an answer "
+        "(POST /v1/response/{run_id}/approvals) before it counts as not approved",
+    )
     max_active_runs: int = Field(
         default=1000, gt=0, description="runs executing at once (503 beyond)"
     )

@@ -96,6 +96,7 @@ class ServerState:
                 toolsets=toolsets,
                 storage=self.storage,
                 run_store=self.run_store,
+                approval_timeout=self.server.approval_timeout_seconds,
             ),
             settings=self.settings,
         )

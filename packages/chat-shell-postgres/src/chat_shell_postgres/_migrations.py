@@ -80,6 +80,18 @@ STEPS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "approval answers",
+        """
+        CREATE TABLE chat_shell_run_approvals (
+            run_id text NOT NULL REFERENCES chat_shell_runs (run_id) ON DELETE CASCADE,
+            call_id text NOT NULL,
+            approved boolean NOT NULL,
+            answered_at double precision NOT NULL,
+            PRIMARY KEY (run_id, call_id)
+        );
+        """,
+    ),
 )
 LATEST_VERSION = len(STEPS)
 

@@ -502,6 +502,28 @@ class PostgresRunStore(RunStore):
             await self._notify(conn, _notice("c", run_id, current.holder))
         return True
 
+    async def answer_approval(self, run_id: str, call_id: str, approved: bool) -> bool:
+        async with self._transaction() as conn:
+            current = await self._locked(conn, run_id)  # the run's row: one answer at a time
+            if current.done:
+                return False
+            cursor = await conn.execute(
+                "INSERT INTO chat_shell_run_approvals (run_id, call_id, approved, answered_at)"
+                " VALUES (%s, %s, %s, extract(epoch FROM clock_timestamp()))"
+                " ON CONFLICT DO NOTHING",
+                (run_id, call_id, approved),
+            )
+            return cursor.rowcount == 1
+
+    async def approval_answer(self, run_id: str, call_id: str) -> bool | None:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT approved FROM chat_shell_run_approvals WHERE run_id = %s AND call_id = %s",
+                (run_id, call_id),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else bool(row[0])
+
     async def _requested(self, holder: str) -> list[str]:
         async with self._transaction() as conn:
             cursor = await conn.execute(

@@ -246,6 +246,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX run_events_by_run ON run_events (run_id, last_seq)",
         ),
     ),
+    # The answers to tool calls waiting for approval: one per call, the first one wins.
+    Migration(
+        6,
+        "approval answers",
+        (
+            """
+            CREATE TABLE run_approvals (
+                run_id      TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+                call_id     TEXT NOT NULL,
+                approved    INTEGER NOT NULL,
+                answered_at REAL NOT NULL,
+                PRIMARY KEY (run_id, call_id)
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -657,6 +657,35 @@ class SQLiteRunStore(RunStore):
             self._wake_poller()
         return asked
 
+    # -- approvals --------------------------------------------------------------------------
+
+    async def answer_approval(self, run_id: str, call_id: str, approved: bool) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            with _write(conn):
+                row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                if row is None:
+                    raise NotFoundError(f"no run {run_id}")
+                if row[0] not in ("queued", "running"):
+                    return False
+                stored = conn.execute(
+                    "INSERT OR IGNORE INTO run_approvals (run_id, call_id, approved, answered_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (run_id, call_id, int(approved), time.time()),
+                )
+                return stored.rowcount == 1
+
+        return await self._write(write)
+
+    async def approval_answer(self, run_id: str, call_id: str) -> bool | None:
+        def read(conn: sqlite3.Connection) -> bool | None:
+            row = conn.execute(
+                "SELECT approved FROM run_approvals WHERE run_id = ? AND call_id = ?",
+                (run_id, call_id),
+            ).fetchone()
+            return None if row is None else bool(row[0])
+
+        return await self._read(read)
+
     async def watch_cancels(self, holder: str) -> AsyncIterator[str]:
         if self._closed:
             return

@@ -83,6 +83,9 @@ class RunPlan:
     new_session: bool = False  # the id was just made up: there is no history to read
     owner: str | None = None
     approve: ApprovalCallback | None = None
+    # No callback: ask over the event stream (``approval_required``) and wait this long for
+    # an answer through the run store (the server); ``None``: refuse such calls.
+    approval_timeout: float | None = None
     warnings: list[str] = field(default_factory=list)  # e.g. fallback models left out
     context_mode: ContextMode = "drop"  # what is done with turns that do not fit the window
 
@@ -129,6 +132,9 @@ class _Step:
 _OUTPUT_PARTS = (TextDelta, ReasoningDelta, ToolCallPart)
 # Model calls one summary may take (each reads what fits the window).
 _SUMMARY_CALLS = 4
+
+
+_APPROVAL_POLL_SECONDS = 0.05  # how often a waiting call looks for its answer
 
 
 def _retry_wait(exc: ModelError, attempt: int, retries: int) -> float | None:
@@ -576,7 +582,7 @@ class ChatAgent:
             run.tool_calls.append(dict(data))
             run.emit(EventType.TOOL_CALL, data)
         tasks = {
-            asyncio.ensure_future(self._call_tool(plan, call, *parsed[index])): index
+            asyncio.ensure_future(self._call_tool(run, plan, call, *parsed[index])): index
             for index, call in enumerate(calls)
         }
         try:
@@ -604,6 +610,7 @@ class ChatAgent:
 
     async def _call_tool(
         self,
+        run: AgentRun,
         plan: RunPlan,
         call: ToolCallPart,
         arguments: dict[str, Any],
@@ -611,7 +618,7 @@ class ChatAgent:
     ) -> Message:
         started = time.perf_counter()
         try:
-            content = await self._tool_output(plan, call, arguments, problem)
+            content = await self._tool_output(run, plan, call, arguments, problem)
             is_error = False
         except ToolError as exc:
             content, is_error = f"error: {exc.message}", True
@@ -630,6 +637,7 @@ class ChatAgent:
 
     async def _tool_output(
         self,
+        run: AgentRun,
         plan: RunPlan,
         call: ToolCallPart,
         arguments: dict[str, Any],
@@ -642,16 +650,44 @@ class ChatAgent:
         if problem:
             raise ToolError(f"{call.name}: {problem}")
         if tool.requires_approval:
-            if plan.approve is None:
-                raise ToolError(
-                    f"{call.name} was not approved: it needs approval and no one is there "
-                    "to approve it"
-                )
-            if not await plan.approve(call.name, arguments):
-                raise ToolError(f"{call.name} was not approved: the user declined to run it")
+            await self._approval(run, plan, call, arguments)
         limit = tool.timeout or plan.tool_timeout
         try:
             async with asyncio.timeout(limit):
                 return await tool.run(arguments)
         except TimeoutError:
             raise ToolError(f"{call.name} timed out after {limit:g} s") from None
+
+    async def _approval(
+        self, run: AgentRun, plan: RunPlan, call: ToolCallPart, arguments: dict[str, Any]
+    ) -> None:
+        """Ask whether the call may run; ``ToolError`` ("… was not approved") if not.
+
+        Every way of asking emits ``approval_required`` first: the callback's (library,
+        terminal) with ``expires_at`` ``None``; the event stream's (server) with the time the
+        wait ends, then polls the run store for the answer until then.
+        """
+        data: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": arguments}
+        if plan.approve is not None:
+            run.emit(EventType.APPROVAL_REQUIRED, {**data, "expires_at": None})
+            if not await plan.approve(call.name, arguments):
+                raise ToolError(f"{call.name} was not approved: the user declined to run it")
+            return
+        timeout = plan.approval_timeout
+        answer_of = run.approval_answer
+        if timeout is None or answer_of is None:
+            raise ToolError(
+                f"{call.name} was not approved: it needs approval and no one is there to approve it"
+            )
+        expires_at = time.time() + timeout
+        run.emit(EventType.APPROVAL_REQUIRED, {**data, "expires_at": expires_at})
+        while True:
+            answer = await answer_of(call.id)
+            if answer is not None:
+                break
+            left = expires_at - time.time()
+            if left <= 0:
+                raise ToolError(f"{call.name} was not approved: no answer within {timeout:g} s")
+            await asyncio.sleep(min(_APPROVAL_POLL_SECONDS, left))
+        if not answer:
+            raise ToolError(f"{call.name} was not approved: the user declined to run it")

@@ -44,6 +44,13 @@ store may poll or be notified; an appended event reaches a follower in another p
 its holder learns of it through ``watch_cancels`` (at once for the memory store, within 100 ms
 for the others) and cancels its task, which then finishes the run (``cancelled``) itself.
 
+**Approvals.** A tool call that needs approval is announced by the holder with an
+``approval_required`` event (``id`` of the call, ``expires_at``). ``answer_approval`` (any
+process) records the one answer to it; the holder, which waits for it, reads it with
+``approval_answer`` (polling; an answer reaches it within 100 ms for the durable stores).
+The first answer wins: a second one is refused, and so is an answer to a run that has ended.
+Answers go with their run when it is purged.
+
 **Retention.** Finished runs and their events are kept until ``purge`` removes them: those that
 finished longer ago than ``max_age_seconds``, then the oldest beyond ``max_count``, then the
 oldest until the finished runs' events take at most ``max_bytes`` (``RunInfo.event_bytes``: the
@@ -341,6 +348,20 @@ class RunStore(ABC):
         process), as requests arrive: each at least once (a holder acts on each id once),
         including requests made before the call for runs still in progress. Ends when the
         store is closed."""
+
+    # -- approvals --------------------------------------------------------------------------
+
+    @abstractmethod
+    async def answer_approval(self, run_id: str, call_id: str, approved: bool) -> bool:
+        """Record the answer (``approved``) to the run's tool call ``call_id``, atomically:
+        ``True`` if stored; ``False`` (nothing changes) if that call already has an answer
+        or the run has ended. ``NotFoundError`` if the run is unknown. The store does not
+        check that the call asked: the caller does, from the run's events."""
+
+    @abstractmethod
+    async def approval_answer(self, run_id: str, call_id: str) -> bool | None:
+        """The answer recorded for the run's call ``call_id``, or ``None`` (none yet, or the
+        run is unknown): what the holder polls while the call waits."""
 
     # -- retention ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -147,6 +148,7 @@ class RunManager:
         run.holder = self.holder
         run.stores_history = plan.store
         run.metadata = dict(metadata or {})
+        run.approval_answer = functools.partial(self.store.approval_answer, run.id)
         loop = asyncio.get_running_loop()
         run.claimed = loop.create_future()
         run.task = loop.create_task(self._run(agent, run, plan))

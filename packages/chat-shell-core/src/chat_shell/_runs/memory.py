@@ -20,6 +20,7 @@ class _Entry:
     info: RunInfo
     events: list[ChatEvent] | PackedEvents = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    approvals: dict[str, bool] = field(default_factory=dict)  # call id -> answer
 
     def wake(self) -> None:
         waiters, self.waiters = self.waiters, []
@@ -220,6 +221,17 @@ class MemoryRunStore(RunStore):
         for queue in self._backing.cancel_queues.get(entry.info.holder or "", []):
             queue.put_nowait(run_id)
         return True
+
+    async def answer_approval(self, run_id: str, call_id: str, approved: bool) -> bool:
+        entry = self._entry(run_id)
+        if entry.info.done or call_id in entry.approvals:
+            return False
+        entry.approvals[call_id] = approved
+        return True
+
+    async def approval_answer(self, run_id: str, call_id: str) -> bool | None:
+        entry = self._backing.runs.get(run_id)
+        return None if entry is None else entry.approvals.get(call_id)
 
     async def watch_cancels(self, holder: str) -> AsyncIterator[str]:
         if self._closed:

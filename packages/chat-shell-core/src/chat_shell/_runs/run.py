@@ -7,7 +7,7 @@ import itertools
 import time
 import uuid
 from array import array
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Literal, overload
 
 from .._events import ChatEvent, EventType, Usage
@@ -104,6 +104,8 @@ class AgentRun:
         self.open_tool_calls: list[dict[str, Any]] = []  # stored calls without stored results
         # Set by the RunManager: resolved once the session is claimed (or failed to be).
         self.claimed: asyncio.Future[None] | None = None
+        # Set by the RunManager: the answer its store holds to a call waiting for approval.
+        self.approval_answer: Callable[[str], Awaitable[bool | None]] | None = None
         self.lost = False  # another process ended it (its lease lapsed): store nothing more
 
     @property

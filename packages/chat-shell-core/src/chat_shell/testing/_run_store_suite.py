@@ -399,6 +399,32 @@ class RunStoreSuite:
         assert await store.finish_run(info.run_id, [_complete(ended, 0, "cancelled")], ended)
         assert not await peer.request_cancel(info.run_id)
 
+    async def test_approval_answers_across_store_objects(
+        self, store: RunStore, peer: RunStore
+    ) -> None:
+        info = _info()
+        await store.create_run(info, lease_seconds=LEASE)
+        assert await store.approval_answer(info.run_id, "call_1") is None
+        assert await peer.answer_approval(info.run_id, "call_1", True)
+        assert await peer.answer_approval(info.run_id, "call_2", False)
+        assert await store.approval_answer(info.run_id, "call_1") is True
+        assert await store.approval_answer(info.run_id, "call_2") is False
+        # the first answer wins, from any store object
+        assert not await store.answer_approval(info.run_id, "call_1", False)
+        assert not await peer.answer_approval(info.run_id, "call_2", True)
+        assert await peer.approval_answer(info.run_id, "call_1") is True
+        assert await peer.approval_answer(info.run_id, "call_2") is False
+        with pytest.raises(NotFoundError):
+            await peer.answer_approval("run_" + "0" * 32, "call_1", True)
+        assert await peer.approval_answer("run_" + "0" * 32, "call_1") is None
+        ended = _final(info)
+        assert await store.finish_run(info.run_id, [_complete(ended, 0)], ended)
+        assert not await peer.answer_approval(info.run_id, "call_3", True)  # the run ended
+        assert await store.approval_answer(info.run_id, "call_3") is None
+        assert await store.approval_answer(info.run_id, "call_1") is True  # kept with the run
+        assert await peer.purge(max_count=0) == 1
+        assert await store.approval_answer(info.run_id, "call_1") is None  # purged with it
+
     async def test_watching_ends_when_the_store_closes(self, tmp_path: Path) -> None:
         store = await self.make_store(tmp_path)
         await store.initialize()

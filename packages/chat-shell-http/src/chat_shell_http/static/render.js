@@ -101,7 +101,7 @@ export class Turn {
         break;
       }
       default:
-        // approval_required is not offered by the HTTP API yet (docs/playground.md)
+        // approval_required: the page does not ask yet (docs/playground.md)
         break;
     }
   }
