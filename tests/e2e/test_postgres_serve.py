@@ -118,8 +118,8 @@ def test_workers_are_refused_for_a_storage_one_process_holds(
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "chat-shell serve: --workers 2 needs history and runs several processes share (storage"
-        " postgres); storage memory lives in one process: choose another with --storage, or"
-        " run one worker"
+        " sqlite or postgres); storage memory lives in one process: choose another with"
+        " --storage, or run one worker"
     ]
 
 
