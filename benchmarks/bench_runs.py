@@ -10,6 +10,9 @@ a warm-up; medians of the runs. The first store is the reference the others are 
 
 A store that is not installed is left out with a note on stderr. PostgreSQL needs
 ``--storage-url postgresql://…`` (its stores take the URL as the history does).
+Database writes per 10 tokens: the SQLite server counts its run store's write transactions; for
+PostgreSQL the database's committed transactions are read from ``pg_stat_database`` (every
+transaction, read-only ones too: an upper bound; give the benchmark a database of its own).
 ``--quick``: one round of 50 paced streams × 50 tokens (for ``make bench-quick``).
 Prints a markdown table, then one JSON object with the rows as the last line.
 """
@@ -55,10 +58,30 @@ main(sys.argv[1:])
 
 
 WRITES_FILES: dict[int, Path] = {}  # port of a counting server -> its count file
+POSTGRES_URLS: dict[int, str] = {}  # port of a PostgreSQL-store server -> its database
+
+
+def postgres_commits(url: str) -> int:
+    """Transactions committed in ``url``'s database so far (PostgreSQL's own statistics, which
+    it publishes about once a second: read after a pause). Every transaction counts, the
+    read-only ones (follower polls, the statistics query itself) too, so the figure made of
+    it can only be too high."""
+    import psycopg
+
+    time.sleep(1.5)
+    with psycopg.connect(url, autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(found[0]) if found else 0
 
 
 def writes(server: Server) -> int | None:
-    """The SQLite server's write transactions so far (``None`` for other stores)."""
+    """The SQLite server's write transactions so far, or the PostgreSQL database's committed
+    transactions (``None`` for other stores)."""
+    url = POSTGRES_URLS.get(server.port)
+    if url is not None:
+        return postgres_commits(url)
     path = WRITES_FILES.get(server.port)
     if path is None:
         return None
@@ -104,6 +127,8 @@ def start_server(upstream: str, store: str, storage_url: str | None) -> Server:
     server = Server(f"chat-shell serve ({store} runs)", command, port, env)
     if store == "sqlite":
         WRITES_FILES[port] = home / "writes"
+    if store == "postgres" and storage_url:
+        POSTGRES_URLS[port] = storage_url
     server.wait_ready("/v1/health")
     return server
 
@@ -197,12 +222,12 @@ def main() -> None:
                 digits=0,
             )
         )
-        if name == "sqlite":
+        if name in ("sqlite", "postgres"):
             per_10 = [s["writes_per_10_tokens"] for s in samples[name]]
+            what = "write transactions" if name == "sqlite" else "transactions (all)"
             rows.append(
                 row(
-                    f"database write transactions per 10 tokens, {streams} paced streams,"
-                    " sqlite run store",
+                    f"database {what} per 10 tokens, {streams} paced streams, {name} run store",
                     per_10,
                     None,
                     "writes/10 tokens",

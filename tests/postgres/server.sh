@@ -4,6 +4,9 @@
 #
 #   tests/postgres/server.sh start DIR [--durable]   prints the server's URL (also in DIR/url)
 #   tests/postgres/server.sh stop DIR                 stops it and removes DIR
+#   tests/postgres/server.sh restart DIR [SECONDS]    stops the server (fast: connections are cut),
+#                                                     waits SECONDS (default 0), starts it again on
+#                                                     the same port (a database restart, for tests)
 #   tests/postgres/server.sh run CMD...               start, run CMD with CHAT_SHELL_TEST_POSTGRES_URL set, stop
 #
 # Without --durable the server skips fsync (a test cluster is thrown away anyway). Needs
@@ -65,6 +68,7 @@ start() {
         if as_owner "$bin/pg_ctl" --pgdata "$dir/data" --log "$dir/server.log" --wait \
             --timeout 60 -o "$settings -p $port" start >/dev/null 2>&1; then
             echo "postgresql://$user:$password@127.0.0.1:$port/postgres" >"$dir/url"
+            echo "$settings -p $port" >"$dir/options"
             [[ $(id -u) -eq 0 ]] && chown postgres: "$dir/url"
             chmod 600 "$dir/url"
             cat "$dir/url"
@@ -83,9 +87,24 @@ stop() {
     rm -rf "$dir"
 }
 
+restart() {
+    local dir=$1 pause=${2:-0} bin
+    [[ -f "$dir/options" ]] || die "no server started in $dir"
+    bin=$(pg_bin)
+    as_owner "$bin/pg_ctl" --pgdata "$dir/data" --mode fast --wait stop >/dev/null 2>&1 ||
+        die "the server in $dir did not stop"
+    sleep "$pause"
+    as_owner "$bin/pg_ctl" --pgdata "$dir/data" --log "$dir/server.log" --wait --timeout 60 \
+        -o "$(cat "$dir/options")" start >/dev/null 2>&1 || {
+        tail -n 20 "$dir/server.log" >&2 || true
+        die "the server in $dir did not start again"
+    }
+}
+
 case "${1:-}" in
     start) [[ $# -ge 2 ]] || die "usage: server.sh start DIR [--durable]"; start "$2" "${3:-}" ;;
     stop) [[ $# -eq 2 ]] || die "usage: server.sh stop DIR"; stop "$2" ;;
+    restart) [[ $# -ge 2 ]] || die "usage: server.sh restart DIR [SECONDS]"; restart "$2" "${3:-0}" ;;
     run)
         shift
         [[ $# -ge 1 ]] || die "usage: server.sh run CMD..."
@@ -95,5 +114,5 @@ case "${1:-}" in
         export CHAT_SHELL_TEST_POSTGRES_URL
         "$@"
         ;;
-    *) die "usage: server.sh start DIR [--durable] | stop DIR | run CMD..." ;;
+    *) die "usage: server.sh start DIR [--durable] | stop DIR | restart DIR [SECONDS] | run CMD..." ;;
 esac

@@ -35,6 +35,19 @@ def test_the_sqlite_store_is_registered_and_follows_the_history(tmp_path: Path) 
     assert store.path == tmp_path / "h.db"
 
 
+def test_a_storage_url_set_for_postgres_leaves_the_sqlite_store_alone(tmp_path: Path) -> None:
+    """`--storage sqlite` on a machine whose settings also name a PostgreSQL `storage_url`:
+    the SQLite store takes its path, never the URL."""
+    settings = Settings(
+        storage="sqlite",
+        storage_path=str(tmp_path / "h.db"),
+        storage_url="postgresql://chat@127.0.0.1/chat",
+    )
+    store = run_store_from_settings(settings)
+    assert isinstance(store, SQLiteRunStore)
+    assert store.path == tmp_path / "h.db"
+
+
 # -- real processes on one file ------------------------------------------------------------------
 
 HOLDER = Path(__file__).with_name("_run_holder.py")

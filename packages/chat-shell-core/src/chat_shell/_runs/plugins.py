@@ -53,6 +53,8 @@ def run_store_from_settings(settings: Settings) -> RunStore:
     name = run_store_name(settings)
     if name == "memory":
         return create_run_store(name)
-    if settings.storage_url and name != "remote":
+    # storage_url names a database server: the file stores (sqlite) take only the path, and
+    # the remote store has a URL of its own
+    if settings.storage_url and name not in ("remote", "sqlite"):
         return create_run_store(name, path=settings.storage_path, url=settings.storage_url)
     return create_run_store(name, path=settings.storage_path)
