@@ -89,6 +89,7 @@ OWN_FIELDS = {
     "use_environment",
     "toolsets",  # tests/mcp/test_mcp_agent.py
     "run_store",  # tests/core/test_runs_library.py
+    "approval_timeout",  # tests/core/tools/test_tools_agent.py
 }
 
 
