@@ -44,9 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from chat_shell import JSONStorage, Message
+from chat_shell._storage.rows import messages_from_rows
 from chat_shell_sqlite import SQLiteStorage
 from chat_shell_sqlite._search_index import FTS_BATCH, index_for_search
-from chat_shell_sqlite._storage import _MESSAGE_COLUMNS, _messages, append_rows, message_rows
+from chat_shell_sqlite._storage import _MESSAGE_COLUMNS, append_rows, message_rows
 
 WORDS = [
     "agent",
@@ -269,7 +270,7 @@ async def measure(path: Path, sessions: int, seed: int = 2) -> dict[str, dict[st
                 got = conn.execute(sql, (sid,)).fetchall()
                 got.reverse()
                 t1 = time.perf_counter()
-                _messages(path, got)
+                messages_from_rows(path, got)
                 query.append(t1 - t0)
                 build.append(time.perf_counter() - t1)
             return query, build

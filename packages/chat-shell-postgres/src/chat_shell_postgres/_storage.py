@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
-import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -26,13 +24,22 @@ from chat_shell import (
     validate_session_id,
 )
 from chat_shell._storage.contract import check_keep
+from chat_shell._storage.lookup import fold
+from chat_shell._storage.rows import (
+    check_paging,
+    encode_json,
+    message_json,
+    messages_from_rows,
+    query_words,
+    search_hits,
+    session_from_row,
+)
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from pydantic import TypeAdapter, ValidationError
 
 from ._connect import Connection, check_url, open_pool
 from ._errors import describe, storage_error
 
-__all__ = ["PostgresHistoryStorage", "PostgresStorage", "SearchHit", "fold"]
+__all__ = ["PostgresHistoryStorage", "PostgresStorage", "SearchHit"]
 
 DEFAULT_POOL_SIZE = 10
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -76,93 +83,25 @@ _SEARCH = (
 )
 
 
-def fold(text: str) -> str:
-    """Text as the search index sees it: case and accents folded (``Café`` → ``cafe``)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
 def _message_row(session_id: str, message: Message) -> tuple[Any, ...]:
-    try:
-        data = message.model_dump(mode="json", include={"tool_calls", "metadata"})
-        tool_calls = data["tool_calls"]
-        tool_calls_text = None if tool_calls is None else _encode(tool_calls)
-        metadata = _encode(data["metadata"])
-    except Exception as exc:
-        raise UserError(f"message metadata cannot be stored as JSON: {exc}") from exc
+    tool_calls, metadata = message_json(message)
     content = message.content
+    # PostgreSQL text cannot hold NUL: such content is stored as JSON text
     encoded = content is not None and "\x00" in content
-    stored = _encode(content) if encoded else content
+    stored = encode_json(content) if encoded else content
     words = fold(content.replace("\x00", " ")) if content else ""
     return (
         session_id,
         message.role,
         stored,
         encoded,
-        tool_calls_text,
+        tool_calls,
         message.tool_call_id,
         message.name,
         message.timestamp,
         metadata,
         words,
     )
-
-
-_MESSAGE_LIST = TypeAdapter(list[Message])
-
-
-def _messages(where: str, rows: Iterable[Sequence[Any]]) -> list[Message]:
-    loads = json.loads
-    try:
-        return _MESSAGE_LIST.validate_python(
-            [
-                {
-                    "role": role,
-                    "content": loads(content) if encoded else content,
-                    "tool_calls": None if tool_calls is None else loads(tool_calls),
-                    "tool_call_id": tool_call_id,
-                    "name": name,
-                    "timestamp": timestamp,
-                    "metadata": loads(metadata),
-                }
-                for role, content, encoded, tool_calls, tool_call_id, name, timestamp, metadata in (
-                    rows
-                )
-            ]
-        )
-    except (ValueError, TypeError, ValidationError) as exc:
-        raise StorageError(f"{where} holds a message that is not valid ({exc})") from exc
-
-
-def _session(where: str, row: Sequence[Any]) -> SessionInfo:
-    session_id, title, owner, created_at, updated_at, message_count, metadata = row
-    try:
-        return SessionInfo(
-            id=session_id,
-            title=title,
-            owner=owner,
-            created_at=created_at,
-            updated_at=updated_at,
-            message_count=message_count,
-            metadata=json.loads(metadata),
-        )
-    except (ValueError, TypeError, ValidationError) as exc:
-        raise StorageError(f"{where} holds a session that is not valid ({exc})") from exc
-
-
-def _check_paging(limit: int, offset: int) -> None:
-    if limit < 0 or offset < 0:
-        raise UserError(f"limit and offset must be 0 or more (got limit={limit}, offset={offset})")
-
-
-def _search_words(text: str) -> str:
-    words = [word for word in fold(text).split() if re.search(r"\w", word)]
-    if not words:
-        raise UserError("search text has no words to look for")
-    return " ".join(words)
 
 
 class PostgresHistoryStorage(HistoryStorage):
@@ -204,7 +143,7 @@ class PostgresHistoryStorage(HistoryStorage):
             else:
                 cursor = await conn.execute(_HISTORY_LAST, (session_id, limit))
             rows = await cursor.fetchall()
-        return _messages(self.where, rows)
+        return messages_from_rows(self.where, rows, content_encoded=True)
 
     async def append_messages(
         self, session_id: str, messages: Sequence[Message], *, owner: str | None = None
@@ -255,7 +194,7 @@ class PostgresHistoryStorage(HistoryStorage):
         row = await cursor.fetchone()
         if row is None:
             raise NotFoundError(f"no session {session_id!r}")
-        return _session(self.where, row)
+        return session_from_row(self.where, row)
 
     async def get_session(self, session_id: str) -> SessionInfo:
         validate_session_id(session_id)
@@ -265,7 +204,7 @@ class PostgresHistoryStorage(HistoryStorage):
     async def list_sessions(
         self, *, limit: int = 50, offset: int = 0, owner: str | None = None
     ) -> list[SessionInfo]:
-        _check_paging(limit, offset)
+        check_paging(limit, offset)
         async with self._connection() as conn:
             if owner is None:
                 cursor = await conn.execute(
@@ -280,7 +219,7 @@ class PostgresHistoryStorage(HistoryStorage):
                     (owner, limit, offset),
                 )
             rows = await cursor.fetchall()
-        return [_session(self.where, row) for row in rows]
+        return [session_from_row(self.where, row) for row in rows]
 
     async def update_session(
         self,
@@ -291,7 +230,7 @@ class PostgresHistoryStorage(HistoryStorage):
     ) -> SessionInfo:
         validate_session_id(session_id)
         try:
-            extra = json.loads(_encode(metadata or {}))
+            extra = json.loads(encode_json(metadata or {}))
         except Exception as exc:
             raise UserError(f"session metadata cannot be stored as JSON: {exc}") from exc
         async with self._connection(write=True) as conn:
@@ -301,7 +240,7 @@ class PostgresHistoryStorage(HistoryStorage):
             await conn.execute(
                 "UPDATE chat_shell_sessions SET title = coalesce(%s, title), metadata = %s,"
                 " updated_at = %s WHERE id = %s",
-                (title, _encode(merged), now, session_id),
+                (title, encode_json(merged), now, session_id),
             )
         return info.model_copy(
             update={
@@ -334,8 +273,8 @@ class PostgresHistoryStorage(HistoryStorage):
         """Messages whose content holds every word of ``text`` (case and accents ignored), best
         matches first (PostgreSQL's full-text ranking); optionally only ``owner``'s sessions or
         one session."""
-        words = _search_words(text)
-        _check_paging(limit, 0)
+        words = " ".join(query_words(fold(text)))
+        check_paging(limit, 0)
         if session_id is not None:
             validate_session_id(session_id)
         arguments = {
@@ -348,11 +287,7 @@ class PostgresHistoryStorage(HistoryStorage):
         async with self._connection() as conn:
             cursor = await conn.execute(_SEARCH, arguments)
             rows = await cursor.fetchall()
-        hits = []
-        for row in rows:
-            message = _messages(self.where, [row[2:]])[0]
-            hits.append(SearchHit(session_id=row[0], snippet=row[1], message=message))
-        return hits
+        return search_hits(self.where, rows, content_encoded=True)
 
     def export_sessions(self, session_ids: Iterable[str] | None = None) -> AsyncIterator[str]:
         """The sessions (all, or ``session_ids``) as JSON Lines; see ``chat_shell`` transfer."""
@@ -368,7 +303,7 @@ class PostgresHistoryStorage(HistoryStorage):
         """Store a session exactly as given unless its id exists (one atomic step)."""
         session_id = validate_session_id(info.id)
         rows = [_message_row(session_id, message) for message in messages]
-        metadata = _encode(info.model_dump(mode="json")["metadata"])
+        metadata = encode_json(info.model_dump(mode="json")["metadata"])
         async with self._connection(write=True) as conn:
             cursor = await conn.execute(
                 f"INSERT INTO chat_shell_sessions ({_SESSION_COLUMNS})"  # noqa: S608

@@ -6,7 +6,6 @@ import collections
 import contextlib
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -33,7 +32,16 @@ from chat_shell import (
     import_sessions,
     validate_session_id,
 )
-from pydantic import TypeAdapter, ValidationError
+from chat_shell._storage.contract import check_keep
+from chat_shell._storage.rows import (
+    check_paging,
+    encode_json,
+    message_json,
+    messages_from_rows,
+    query_words,
+    search_hits,
+    session_from_row,
+)
 
 from ._errors import storage_error
 from ._migrations import check_current, migrate
@@ -62,7 +70,6 @@ _TOUCH_SESSION = (
     " updated_at = excluded.updated_at,"
     " message_count = message_count + excluded.message_count"
 )
-_MessageRow = tuple[str, str | None, str | None, str | None, str | None, float, str]
 
 
 # -- opening -------------------------------------------------------------------------------------
@@ -311,33 +318,23 @@ def _refuse_busy(conn: sqlite3.Connection, session_id: str, doing: str) -> None:
         )
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _dumps(value: Any) -> str:
-    return _encode(value)
-
-
-def _message_row(message: Message) -> _MessageRow:
-    try:
-        data = message.model_dump(mode="json", include={"tool_calls", "metadata"})
-    except Exception as exc:
-        raise UserError(f"message metadata cannot be stored as JSON: {exc}") from exc
-    tool_calls = data["tool_calls"]
+def _message_row(session_id: str, message: Message) -> tuple[Any, ...]:
+    tool_calls, metadata = message_json(message)
     return (
+        session_id,
         message.role,
         message.content,
-        None if tool_calls is None else _dumps(tool_calls),
+        tool_calls,
         message.tool_call_id,
         message.name,
         message.timestamp,
-        _dumps(data["metadata"]),
+        metadata,
     )
 
 
 def message_rows(session_id: str, messages: Sequence[Message]) -> list[tuple[Any, ...]]:
     """The ``messages`` table rows of ``messages`` (serialised before the storage thread)."""
-    return [(session_id, *_message_row(message)) for message in messages]
+    return [_message_row(session_id, message) for message in messages]
 
 
 def append_rows(
@@ -352,51 +349,6 @@ def append_rows(
         else:
             conn.executemany(_INSERT_MESSAGE, rows)
         index_due(conn)
-
-
-_MESSAGE_LIST = TypeAdapter(list[Message])
-
-
-def _messages(path: Path, rows: Iterable[Sequence[Any]]) -> list[Message]:
-    """Rows as messages, validated in one call (a quarter cheaper than one call per row)."""
-    loads = json.loads
-    try:
-        return _MESSAGE_LIST.validate_python(
-            [
-                {
-                    "role": role,
-                    "content": content,
-                    "tool_calls": None if tool_calls is None else loads(tool_calls),
-                    "tool_call_id": tool_call_id,
-                    "name": name,
-                    "timestamp": timestamp,
-                    "metadata": loads(metadata),
-                }
-                for role, content, tool_calls, tool_call_id, name, timestamp, metadata in rows
-            ]
-        )
-    except (ValueError, TypeError, ValidationError) as exc:
-        raise StorageError(f"{path} holds a message that is not valid ({exc})") from exc
-
-
-def _message(path: Path, row: Sequence[Any]) -> Message:
-    return _messages(path, [row])[0]
-
-
-def _session(path: Path, row: Sequence[Any]) -> SessionInfo:
-    session_id, title, owner, created_at, updated_at, message_count, metadata = row
-    try:
-        return SessionInfo(
-            id=session_id,
-            title=title,
-            owner=owner,
-            created_at=created_at,
-            updated_at=updated_at,
-            message_count=message_count,
-            metadata=json.loads(metadata),
-        )
-    except (ValueError, TypeError, ValidationError) as exc:
-        raise StorageError(f"{path} holds a session that is not valid ({exc})") from exc
 
 
 _HIT_COLUMNS = ", ".join("m." + column for column in _MESSAGE_COLUMNS.split(", "))
@@ -455,15 +407,7 @@ def _fts_query(text: str) -> str:
 
     Quoting keeps FTS5's operators (``AND``, ``-``, ``*``, quotes…) in the user's text inert.
     """
-    words = [word for word in text.split() if re.search(r"\w", word)]
-    if not words:
-        raise UserError("search text has no words to look for")
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
-
-
-def _check_paging(limit: int, offset: int) -> None:
-    if limit < 0 or offset < 0:
-        raise UserError(f"limit and offset must be 0 or more (got limit={limit}, offset={offset})")
+    return " ".join('"' + word.replace('"', '""') + '"' for word in query_words(text))
 
 
 # -- history -------------------------------------------------------------------------------------
@@ -529,7 +473,7 @@ class SQLiteHistoryStorage(HistoryStorage):
                     (session_id, limit),
                 ).fetchall()
                 rows.reverse()
-            return _messages(path, rows)
+            return messages_from_rows(path, rows)
 
         return await self._run(read)
 
@@ -576,10 +520,7 @@ class SQLiteHistoryStorage(HistoryStorage):
 
     async def truncate_history(self, session_id: str, keep: int) -> None:
         validate_session_id(session_id)
-        if isinstance(keep, bool) or not isinstance(keep, int):
-            raise UserError(f"keep must be a whole number of messages (got {keep!r})")
-        if keep < 0:
-            raise UserError(f"keep must be 0 or more (got {keep})")
+        check_keep(keep)
 
         def write(conn: sqlite3.Connection) -> None:
             # One transaction: the check, the delete (its trigger takes the messages out of the
@@ -592,8 +533,7 @@ class SQLiteHistoryStorage(HistoryStorage):
                 if row is None:
                     raise NotFoundError(f"no session {session_id!r}")
                 count = int(row[0])
-                if keep > count:
-                    raise UserError(f"cannot keep {keep} messages: the session has {count}")
+                check_keep(keep, count)
                 if keep == count:
                     return
                 if keep == 0:
@@ -621,7 +561,7 @@ class SQLiteHistoryStorage(HistoryStorage):
         ).fetchone()
         if row is None:
             raise NotFoundError(f"no session {session_id!r}")
-        return _session(self.path, row)
+        return session_from_row(self.path, row)
 
     async def get_session(self, session_id: str) -> SessionInfo:
         validate_session_id(session_id)
@@ -630,7 +570,7 @@ class SQLiteHistoryStorage(HistoryStorage):
     async def list_sessions(
         self, *, limit: int = 50, offset: int = 0, owner: str | None = None
     ) -> list[SessionInfo]:
-        _check_paging(limit, offset)
+        check_paging(limit, offset)
         path = self.path
 
         def read(conn: sqlite3.Connection) -> list[SessionInfo]:
@@ -646,7 +586,7 @@ class SQLiteHistoryStorage(HistoryStorage):
                     " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
                     (owner, limit, offset),
                 ).fetchall()
-            return [_session(path, row) for row in rows]
+            return [session_from_row(path, row) for row in rows]
 
         return await self._run(read)
 
@@ -658,7 +598,7 @@ class SQLiteHistoryStorage(HistoryStorage):
         metadata: dict[str, Any] | None = None,
     ) -> SessionInfo:
         validate_session_id(session_id)
-        extra = _dumps(metadata or {})  # fail on unstorable metadata before touching the file
+        extra = encode_json(metadata or {})  # fail on unstorable metadata before touching the file
 
         def write(conn: sqlite3.Connection) -> SessionInfo:
             with _write(conn):
@@ -668,7 +608,7 @@ class SQLiteHistoryStorage(HistoryStorage):
                 conn.execute(
                     "UPDATE sessions SET title = coalesce(?, title), metadata = ?, updated_at = ?"
                     " WHERE id = ?",
-                    (title, _dumps(merged), now, session_id),
+                    (title, encode_json(merged), now, session_id),
                 )
             return info.model_copy(
                 update={
@@ -706,7 +646,7 @@ class SQLiteHistoryStorage(HistoryStorage):
         every word of ``text`` (case and accents ignored), best matches first; optionally only
         ``owner``'s sessions or one session."""
         query = _fts_query(text)
-        _check_paging(limit, 0)
+        check_paging(limit, 0)
         if session_id is not None:
             validate_session_id(session_id)
         path = self.path
@@ -724,10 +664,7 @@ class SQLiteHistoryStorage(HistoryStorage):
                     with _write(conn):
                         index_for_search(conn)
                 rows = conn.execute(_SEARCH, arguments).fetchall()
-            return [
-                SearchHit(session_id=row[0], snippet=row[1], message=_message(path, row[2:]))
-                for row in rows
-            ]
+            return search_hits(path, rows)
 
         return await self._run(read)
 
@@ -745,7 +682,7 @@ class SQLiteHistoryStorage(HistoryStorage):
         """Store a session exactly as given unless its id exists (one atomic step)."""
         session_id = validate_session_id(info.id)
         rows = message_rows(session_id, messages)
-        metadata = _dumps(info.model_dump(mode="json")["metadata"])
+        metadata = encode_json(info.model_dump(mode="json")["metadata"])
 
         def write(conn: sqlite3.Connection) -> bool:
             with _write(conn):

@@ -15,7 +15,7 @@ from .._messages import SessionInfo, validate_session_id
 if TYPE_CHECKING:
     from .contract import HistoryStorage, SearchHit
 
-__all__ = ["find_by_prefix", "match_words", "scan_for_words", "search_words"]
+__all__ = ["find_by_prefix", "fold", "match_words", "scan_for_words", "search_words"]
 
 _PAGE = 200
 _SHOWN_MATCHES = 5
@@ -58,7 +58,7 @@ def _one_match(id_or_prefix: str, matches: list[SessionInfo]) -> SessionInfo:
     return matches[0]
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     """Lower case without accents: ``Café`` → ``cafe``."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
@@ -66,7 +66,7 @@ def _fold(text: str) -> str:
 
 def search_words(text: str) -> list[str]:
     """The words a search looks for (folded); ``UserError`` if there are none."""
-    words = _WORD.findall(_fold(text))
+    words = _WORD.findall(fold(text))
     if not words:
         raise UserError("search text has no words to look for")
     return words
@@ -75,7 +75,7 @@ def search_words(text: str) -> list[str]:
 def match_words(content: str, words: list[str]) -> str | None:
     """A snippet of ``content`` with each of ``words`` between ``**`` if it holds them all as
     whole words, else ``None``."""
-    folded = _fold(content)
+    folded = fold(content)
     found = {match.group() for match in _WORD.finditer(folded)}
     if not all(word in found for word in words):
         return None
