@@ -1,3 +1,3 @@
 """History storage: the contract every backend implements (``contract``), the built-in backends
 (``memory``, ``json_files`` over ``document``, ``remote``), backend look-up by entry point
-(``plugins``) and export/import (``transfer``)."""
+(``plugins``), export/import (``transfer``) and what the SQL backends share (``rows``)."""
