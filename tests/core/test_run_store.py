@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,24 @@ def test_the_run_store_follows_the_history_backend() -> None:
     assert run_store_from_settings(Settings(storage="json", run_store="memory")).name == "memory"
     with pytest.raises(UserError, match="unknown run store"):
         run_store_from_settings(Settings(storage="memory", run_store="nosuch"))
+
+
+def test_an_option_the_store_does_not_take_says_so(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="run store 'memory' does not take these options"):
+        create_run_store("memory", path=str(tmp_path))
+    assert isinstance(create_run_store("memory", path=None), MemoryRunStore)  # None: not given
+
+
+def test_a_plugin_that_makes_no_run_store_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = tmp_path / "hollow_store-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hollow-store\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[chat_shell.runs]\nhollow = hollow_store:make\n")
+    (tmp_path / "hollow_store.py").write_text("def make():\n    return object()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "hollow_store", raising=False)
+    assert "hollow" in available_run_stores()
+    with pytest.raises(UserError, match="run store plugin 'hollow' did not return a RunStore"):
+        create_run_store("hollow")

@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 
 from .._config import ModelConfig, Settings
 from .._errors import UserError
+from .._plugins import plugin_entry_points
 from .backend import CONNECT_TIMEOUT, FIRST_BYTE_TIMEOUT, READ_TIMEOUT, ModelBackend
 from .openai_backend import DEFAULT_OPENAI_BASE
 from .providers import LITELLM_PROVIDERS, bare_model_provider
@@ -112,10 +113,7 @@ class ModelRouter:
         """The installed model backends by the provider prefix they serve (looked up once;
         nothing is imported)."""
         if self._plugins is None:
-            found: dict[str, EntryPoint] = {}
-            for entry_point in entry_points(group=MODELS_GROUP):
-                found.setdefault(entry_point.name, entry_point)
-            self._plugins = found
+            self._plugins = plugin_entry_points(MODELS_GROUP)
         return self._plugins
 
     def _backend_name(self, provider: str) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from .._errors import UserError
+from .._plugins import PluginGroup
 from .contract import RunStore
 
 if TYPE_CHECKING:
@@ -14,27 +13,19 @@ if TYPE_CHECKING:
 __all__ = ["available_run_stores", "create_run_store", "run_store_from_settings"]
 
 RUNS_GROUP = "chat_shell.runs"
-_INSTALL_HINTS = {"sqlite": "chat-shell-sqlite", "postgres": "chat-shell-postgres"}
+_RUN_STORES: PluginGroup[RunStore] = PluginGroup(
+    RUNS_GROUP, RunStore, noun="run store", plugin="run store plugin"
+)
 
 
 def available_run_stores() -> list[str]:
     """Names of the installed run stores."""
-    return sorted({ep.name for ep in entry_points(group=RUNS_GROUP)})
+    return _RUN_STORES.names()
 
 
 def create_run_store(name: str, **options: Any) -> RunStore:
     """Make the run store registered as ``name`` with its options (``path``, ``url`` …)."""
-    for entry_point in entry_points(group=RUNS_GROUP, name=name):
-        factory = entry_point.load()
-        store = factory(**{k: v for k, v in options.items() if v is not None})
-        if not isinstance(store, RunStore):
-            raise UserError(f"run store plugin {name!r} did not return a RunStore")
-        return store
-    hint = (
-        f"; install it with: pip install {_INSTALL_HINTS[name]}" if name in _INSTALL_HINTS else ""
-    )
-    known = ", ".join(available_run_stores()) or "none"
-    raise UserError(f"unknown run store {name!r} (installed: {known}){hint}")
+    return _RUN_STORES.create(name, **options)
 
 
 def run_store_name(settings: Settings) -> str:
