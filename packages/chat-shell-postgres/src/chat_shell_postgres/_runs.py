@@ -21,6 +21,7 @@ import psycopg
 from chat_shell import ChatEvent, NotFoundError, RunInfo, RunStore, SessionBusyError, StorageError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ._batches import Batches
 from ._connect import Connection, check_url, connect, open_pool
 from ._errors import describe, storage_error
 
@@ -71,6 +72,13 @@ _UPDATE_BATCHES = _UPDATE_RUNS.format(ending="")
 _UPDATE_ENDS = _UPDATE_RUNS.format(
     ending=", done = true, lease_expires_at = NULL,"
     " finished_at = coalesce(v.finished_at, extract(epoch FROM clock_timestamp())::float8)"
+)
+_INSERT_RUNS = (
+    "INSERT INTO chat_shell_runs (run_id, session_id, holder, lease_expires_at, info)"
+    " SELECT run_id, session_id, holder, extract(epoch FROM clock_timestamp())::float8 + lease,"
+    " info FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[])"
+    " AS v(run_id, session_id, holder, lease, info)"
+    " ON CONFLICT DO NOTHING RETURNING run_id, lease_expires_at"
 )
 _NOTIFY_EACH = "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload"
 _NOTICE_BYTES = 7000  # PostgreSQL's limit on a payload is 8000 bytes
@@ -167,6 +175,11 @@ class PostgresRunStore(RunStore):
         self._listener: asyncio.Task[None] | None = None
         self._waiters = _Waiters()
         self._closed = False
+        # bursts of claims and of ends go to the database together (see _batches)
+        self._claims: Batches[tuple[RunInfo, float], RunInfo] = Batches(self._create_runs)
+        self._ends: Batches[tuple[str, Sequence[ChatEvent], RunInfo], bool] = Batches(
+            self._finish_runs
+        )
 
     # -- opening and closing -----------------------------------------------------------------
 
@@ -296,29 +309,53 @@ class PostgresRunStore(RunStore):
     async def create_run(self, info: RunInfo, *, lease_seconds: float) -> RunInfo:
         if info.done:
             raise ValueError("a new run must be queued or running")
-        # one statement (one round trip): the lease is reckoned by the database's clock
-        try:
-            async with self._transaction(begin=False) as conn:
+        return await self._claims.submit((info, lease_seconds))
+
+    async def _create_runs(self, claims: list[tuple[RunInfo, float]]) -> list[RunInfo | Exception]:
+        """Insert the runs of several claims in one statement (the leases reckoned by the
+        database's clock); a claim that conflicts answers why: its run exists, or its session
+        has a run in progress."""
+        async with self._transaction(begin=False) as conn:
+            cursor = await conn.execute(
+                _INSERT_RUNS,
+                (
+                    [info.run_id for info, _ in claims],
+                    [info.session_id for info, _ in claims],
+                    [info.holder for info, _ in claims],
+                    [lease for _, lease in claims],
+                    [
+                        info.model_dump_json(exclude={"lease_expires_at", "last_seq"})
+                        for info, _ in claims
+                    ],
+                ),
+            )
+            leases = {row[0]: row[1] for row in await cursor.fetchall()}
+            taken: set[str] = set(leases)
+            refused = [info for info, _ in claims if info.run_id not in taken]
+            existing: set[str] = set()
+            holding: dict[str, str] = {}
+            if refused:
                 cursor = await conn.execute(
-                    "INSERT INTO chat_shell_runs (run_id, session_id, holder, lease_expires_at,"
-                    " cancel_requested, info) VALUES (%s, %s, %s,"
-                    " extract(epoch FROM clock_timestamp())::float8 + %s, false, %s)"
-                    " ON CONFLICT (run_id) DO NOTHING RETURNING lease_expires_at",
-                    (
-                        info.run_id,
-                        info.session_id,
-                        info.holder,
-                        lease_seconds,
-                        info.model_dump_json(exclude={"lease_expires_at", "last_seq"}),
-                    ),
+                    "SELECT run_id, session_id, done FROM chat_shell_runs"
+                    " WHERE run_id = ANY(%s) OR (session_id = ANY(%s) AND NOT done)",
+                    ([info.run_id for info in refused], [info.session_id for info in refused]),
                 )
-                row = await cursor.fetchone()
-        except psycopg.errors.UniqueViolation:
-            holding = await self.session_run(info.session_id)
-            raise SessionBusyError(info.session_id, holding or "") from None
-        if row is None:
-            raise ValueError(f"run {info.run_id} exists")
-        return info.model_copy(deep=True, update={"lease_expires_at": row[0], "last_seq": -1})
+                for run_id, session_id, done in await cursor.fetchall():
+                    existing.add(run_id)
+                    if not done:
+                        holding[session_id] = run_id
+        answers: list[RunInfo | Exception] = []
+        for info, _ in claims:
+            if info.run_id in taken:
+                taken.discard(info.run_id)  # a second claim of one run id in the batch: exists
+                update = {"lease_expires_at": leases[info.run_id], "last_seq": -1}
+                answers.append(info.model_copy(deep=True, update=update))
+            elif info.run_id in existing or info.run_id in leases:
+                answers.append(ValueError(f"run {info.run_id} exists"))
+            else:
+                busy = holding.get(info.session_id, "")
+                answers.append(SessionBusyError(info.session_id, busy))
+        return answers
 
     async def append_events(
         self, run_id: str, events: Sequence[ChatEvent], info: RunInfo | None = None
@@ -336,8 +373,19 @@ class PostgresRunStore(RunStore):
     async def finish_run(self, run_id: str, events: Sequence[ChatEvent], info: RunInfo) -> bool:
         if not info.done:
             raise ValueError("finish_run needs a final status")
+        return await self._ends.submit((run_id, events, info))
+
+    async def _finish_runs(
+        self, ends: list[tuple[str, Sequence[ChatEvent], RunInfo]]
+    ) -> list[bool | Exception]:
+        first = list({end[0]: end for end in reversed(ends)}.values())  # a run ends once
         async with self._transaction() as conn:
-            return bool(await self._write(conn, [(run_id, events, info)], ending=True))
+            written = set(await self._write(conn, first, ending=True))
+        answers: list[bool | Exception] = []
+        for run_id, _events, _info in ends:
+            answers.append(run_id in written)
+            written.discard(run_id)  # the same run twice in one batch: the second is too late
+        return answers
 
     async def _write(
         self,
