@@ -19,6 +19,7 @@ from chat_shell import (
     Message,
     RunInfo,
     RunStore,
+    SessionBusyError,
     Settings,
     create_run_store,
     run_store_from_settings,
@@ -182,3 +183,107 @@ async def test_retention_deletes_runs_and_keeps_the_history(postgres_url: str) -
     with psycopg.connect(postgres_url) as conn:
         rows = conn.execute("SELECT count(*) FROM chat_shell_run_events").fetchall()
     assert rows == [(0,)]
+
+
+def _commits(admin: psycopg.Connection[tuple[int]]) -> int:
+    admin.execute("SELECT pg_stat_clear_snapshot()")
+    (count,) = admin.execute(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+    ).fetchone() or (0,)
+    return count
+
+
+async def test_a_burst_of_claims_goes_to_the_database_together(
+    postgres_url: str, stores: tuple[PostgresRunStore, PostgresRunStore]
+) -> None:
+    one, two = stores
+    held = _info("held")
+    await two.create_run(held, lease_seconds=30)
+    fresh = [_info(f"burst{n}") for n in range(60)]
+    contested = [_info("contested", holder=f"h{n}") for n in range(5)]
+    again = fresh[0].model_copy(update={"session_id": "elsewhere"})  # a run id claimed twice
+    claims = [*fresh, *contested, _info("held"), again]
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        before = _commits(admin)
+        outcomes = await asyncio.gather(
+            *(one.create_run(info, lease_seconds=30) for info in claims), return_exceptions=True
+        )
+        after = _commits(admin)
+    assert all(isinstance(o, RunInfo) for o in outcomes[:60])
+    assert [o.run_id for o in outcomes[:60] if isinstance(o, RunInfo)] == [i.run_id for i in fresh]
+    assert all(o.lease_expires_at is not None for o in outcomes[:60] if isinstance(o, RunInfo))
+    winners = [o for o in outcomes[60:65] if isinstance(o, RunInfo)]
+    assert len(winners) == 1
+    for loser in outcomes[60:65]:
+        if not isinstance(loser, RunInfo):
+            assert isinstance(loser, SessionBusyError)
+            assert loser.run_id == winners[0].run_id
+    busy = outcomes[65]
+    assert isinstance(busy, SessionBusyError)
+    assert busy.run_id == held.run_id
+    assert isinstance(outcomes[66], ValueError)
+    assert "exists" in str(outcomes[66])
+    # 67 claims: a few statements, never one per claim (the statistics queries count too)
+    assert after - before < 20
+    for info in fresh:
+        assert await two.session_run(info.session_id) == info.run_id
+    assert await two.session_run("elsewhere") is None
+
+
+async def test_a_burst_of_ends_is_written_together_and_one_bad_end_fails_alone(
+    postgres_url: str, stores: tuple[PostgresRunStore, PostgresRunStore]
+) -> None:
+    one, two = stores
+    runs = [_info(f"end{n}") for n in range(40)]
+    for info in runs:
+        await one.create_run(info, lease_seconds=30)
+        await one.append_events(info.run_id, [_event(info, 0)])
+
+    def ending(info: RunInfo, seq: int) -> tuple[list[ChatEvent], RunInfo]:
+        final = info.model_copy(
+            update={"status": "completed", "finished_at": time.time(), "content": "t0"}
+        )
+        return [_event(info, seq, EventType.COMPLETE)], final
+
+    ends = [ending(info, 1) for info in runs]
+    ends[7] = ending(runs[7], 5)  # a gap: its events would not follow the stored ones
+    outcomes = await asyncio.gather(
+        *(one.finish_run(info.run_id, *end) for info, end in zip(runs, ends, strict=True)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[7], ValueError)
+    assert [o for n, o in enumerate(outcomes) if n != 7] == [True] * 39
+    for n, info in enumerate(runs):
+        stored = await two.get_run(info.run_id)
+        if n == 7:
+            assert not stored.done
+            assert stored.last_seq == 0
+        else:
+            assert stored.status == "completed"
+            assert stored.last_seq == 1
+            assert stored.content == "t0"
+            assert stored.lease_expires_at is None
+            assert await two.session_run(info.session_id) is None
+    assert await one.finish_run(runs[0].run_id, *ending(runs[0], 2)) is False
+    assert await one.finish_run(runs[7].run_id, *ending(runs[7], 1)) is True
+
+
+async def test_a_pooled_connection_the_server_ended_is_replaced_before_use(
+    postgres_url: str,
+) -> None:
+    from chat_shell_postgres._connect import open_pool
+
+    pool = await open_pool(postgres_url, 1, 10.0, "test")
+    try:
+        async with pool.connection() as conn:
+            first = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+        assert first is not None
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first[0],))
+        await asyncio.sleep(0.5)  # the server's goodbye reaches the idle connection's socket
+        async with pool.connection() as conn:
+            second = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+        assert second is not None
+        assert second[0] != first[0]
+    finally:
+        await pool.close()

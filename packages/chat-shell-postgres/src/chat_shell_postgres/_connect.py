@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 import psycopg
@@ -43,6 +44,20 @@ async def connect(url: str, connect_timeout: float, *, autocommit: bool = False)
         raise unreachable_error(url, exc) from None
 
 
+async def _check_idle(conn: Connection) -> None:
+    """The pool's check of a connection before lending it: raises if the connection is gone.
+
+    A connection that sat idle in the pool has nothing to read on its socket unless the server
+    sent something meanwhile, which for an idle session means it ended it (a restart, an
+    administrator) or reported on it; only then is the server asked (one round trip). A healthy
+    connection costs one poll of its socket, not one query per use."""
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    if readable:
+        await AsyncConnectionPool.check_connection(conn)
+
+
 async def open_pool(
     url: str, size: int, connect_timeout: float, name: str
 ) -> AsyncConnectionPool[Connection]:
@@ -61,7 +76,7 @@ async def open_pool(
         open=False,
         timeout=connect_timeout,
         # a connection the server closed (a restart) is noticed and replaced before use
-        check=AsyncConnectionPool.check_connection,
+        check=_check_idle,
         # autocommit: a read is one statement and one round trip; writes open a transaction
         kwargs={"connect_timeout": max(1, round(connect_timeout)), "autocommit": True},
         name=name,

@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
 from chat_shell import ChatEvent, NotFoundError, RunInfo, RunStore, SessionBusyError, StorageError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ._batches import Batches
 from ._connect import Connection, check_url, connect, open_pool
 from ._errors import describe, storage_error
 
@@ -36,9 +37,51 @@ _NOW = "SELECT extract(epoch FROM clock_timestamp())::float8"
 _RUN_COLUMNS = (
     "info, holder, done, finished_at, lease_expires_at, cancel_requested, last_seq, event_bytes"
 )
-_INSERT_EVENT = "INSERT INTO chat_shell_run_events (run_id, seq, body) VALUES (%s, %s, %s)"
 # what a holder's summary may not change: who and what the run is, and what the store keeps
 _IDENTITY = ("run_id", "session_id", "owner", "holder", "created_at", "stores_history")
+# what a holder's summary does change: the rest (last_seq and event_bytes follow from the
+# events); a summary with an end given to a batch leaves the end to finish_run
+_PROGRESS = set(RunInfo.model_fields) - {
+    *_IDENTITY,
+    "cancel_requested",
+    "lease_expires_at",
+    "last_seq",
+    "event_bytes",
+}
+_PROGRESS_NOT_ENDING = _PROGRESS - {"status", "finished_at"}
+
+# A flush (and a run's end) is four statements whatever the number of runs in it: lock the
+# rows, insert every event, update every run (its summary's progress fields merged into the
+# stored JSON), notify.
+_LOCK_RUNS = (
+    "SELECT run_id, done, last_seq FROM chat_shell_runs WHERE run_id = ANY(%s)"
+    " ORDER BY run_id FOR UPDATE"
+)
+_INSERT_EVENTS = (
+    "INSERT INTO chat_shell_run_events (run_id, seq, body)"
+    " SELECT * FROM unnest(%s::text[], %s::integer[], %s::text[])"
+)
+_UPDATE_RUNS = (
+    "UPDATE chat_shell_runs AS r SET last_seq = v.last_seq,"
+    " event_bytes = r.event_bytes + v.added,"
+    " info = coalesce((r.info::jsonb || v.progress::jsonb)::text, r.info){ending}"
+    " FROM unnest(%s::text[], %s::integer[], %s::bigint[], %s::text[], %s::float8[])"
+    " AS v(run_id, last_seq, added, progress, finished_at) WHERE r.run_id = v.run_id"
+)
+_UPDATE_BATCHES = _UPDATE_RUNS.format(ending="")
+_UPDATE_ENDS = _UPDATE_RUNS.format(
+    ending=", done = true, lease_expires_at = NULL,"
+    " finished_at = coalesce(v.finished_at, extract(epoch FROM clock_timestamp())::float8)"
+)
+_INSERT_RUNS = (
+    "INSERT INTO chat_shell_runs (run_id, session_id, holder, lease_expires_at, info)"
+    " SELECT run_id, session_id, holder, extract(epoch FROM clock_timestamp())::float8 + lease,"
+    " info FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[])"
+    " AS v(run_id, session_id, holder, lease, info)"
+    " ON CONFLICT DO NOTHING RETURNING run_id, lease_expires_at"
+)
+_NOTIFY_EACH = "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload"
+_NOTICE_BYTES = 7000  # PostgreSQL's limit on a payload is 8000 bytes
 
 
 def _row_info(row: Sequence[Any]) -> RunInfo:
@@ -56,12 +99,24 @@ def _row_info(row: Sequence[Any]) -> RunInfo:
     )
 
 
-def _event_rows(run_id: str, events: Iterable[ChatEvent]) -> list[tuple[str, int, str]]:
-    return [(run_id, event.seq, event.model_dump_json()) for event in events]
-
-
 def _notice(kind: str, run_id: str, holder: str | None = None) -> str:
     return json.dumps({"k": kind, "r": run_id, "h": holder}, separators=(",", ":"))
+
+
+def _event_notices(run_ids: Sequence[str]) -> list[str]:
+    """News of several runs' events in as few notifications as fit PostgreSQL's payloads."""
+    notices: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for run_id in run_ids:
+        if chunk and size + len(run_id) + 3 > _NOTICE_BYTES:
+            notices.append(json.dumps({"k": "e", "r": chunk}, separators=(",", ":")))
+            chunk, size = [], 0
+        chunk.append(run_id)
+        size += len(run_id) + 3
+    if chunk:
+        notices.append(json.dumps({"k": "e", "r": chunk}, separators=(",", ":")))
+    return notices
 
 
 class _Waiters:
@@ -120,6 +175,11 @@ class PostgresRunStore(RunStore):
         self._listener: asyncio.Task[None] | None = None
         self._waiters = _Waiters()
         self._closed = False
+        # bursts of claims and of ends go to the database together (see _batches)
+        self._claims: Batches[tuple[RunInfo, float], RunInfo] = Batches(self._create_runs)
+        self._ends: Batches[tuple[str, Sequence[ChatEvent], RunInfo], bool] = Batches(
+            self._finish_runs
+        )
 
     # -- opening and closing -----------------------------------------------------------------
 
@@ -182,7 +242,8 @@ class PostgresRunStore(RunStore):
         except (ValueError, KeyError, TypeError):
             return
         if kind == "e":
-            self._waiters.wake_run(run_id)
+            for one in run_id if isinstance(run_id, list) else (run_id,):
+                self._waiters.wake_run(one)
         elif kind == "c":
             for queue in self._waiters.cancels.get(holder or "", ()):
                 queue.put_nowait(run_id)
@@ -197,15 +258,21 @@ class PostgresRunStore(RunStore):
     # -- connections -------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Connection]:
+    async def _transaction(self, *, begin: bool = True) -> AsyncIterator[Connection]:
+        """A pooled connection in a transaction; ``begin=False`` for one statement, which is
+        a transaction of its own (the pool's connections are in autocommit mode)."""
         pool = self._pool
         if pool is None:
             raise StorageError(
                 "PostgresRunStore is not initialized: call `await store.initialize()`"
             )
         try:
-            async with pool.connection() as conn, conn.transaction():
-                yield conn
+            async with pool.connection() as conn:
+                if not begin:
+                    yield conn
+                    return
+                async with conn.transaction():
+                    yield conn
         except PoolTimeout as exc:
             raise StorageError(
                 f"no connection to PostgreSQL at {self.where} within {pool.timeout:g} s"
@@ -242,135 +309,143 @@ class PostgresRunStore(RunStore):
     async def create_run(self, info: RunInfo, *, lease_seconds: float) -> RunInfo:
         if info.done:
             raise ValueError("a new run must be queued or running")
-        try:
-            async with self._transaction() as conn:
-                now = await self._now(conn)
-                stored = info.model_copy(
-                    deep=True, update={"lease_expires_at": now + lease_seconds, "last_seq": -1}
-                )
+        return await self._claims.submit((info, lease_seconds))
+
+    async def _create_runs(self, claims: list[tuple[RunInfo, float]]) -> list[RunInfo | Exception]:
+        """Insert the runs of several claims in one statement (the leases reckoned by the
+        database's clock); a claim that conflicts answers why: its run exists, or its session
+        has a run in progress."""
+        async with self._transaction(begin=False) as conn:
+            cursor = await conn.execute(
+                _INSERT_RUNS,
+                (
+                    [info.run_id for info, _ in claims],
+                    [info.session_id for info, _ in claims],
+                    [info.holder for info, _ in claims],
+                    [lease for _, lease in claims],
+                    [
+                        info.model_dump_json(exclude={"lease_expires_at", "last_seq"})
+                        for info, _ in claims
+                    ],
+                ),
+            )
+            leases = {row[0]: row[1] for row in await cursor.fetchall()}
+            taken: set[str] = set(leases)
+            refused = [info for info, _ in claims if info.run_id not in taken]
+            existing: set[str] = set()
+            holding: dict[str, str] = {}
+            if refused:
                 cursor = await conn.execute(
-                    "INSERT INTO chat_shell_runs (run_id, session_id, holder, lease_expires_at,"
-                    " cancel_requested, info) VALUES (%s, %s, %s, %s, false, %s)"
-                    " ON CONFLICT (run_id) DO NOTHING",
-                    (
-                        info.run_id,
-                        info.session_id,
-                        info.holder,
-                        stored.lease_expires_at,
-                        stored.model_dump_json(),
-                    ),
+                    "SELECT run_id, session_id, done FROM chat_shell_runs"
+                    " WHERE run_id = ANY(%s) OR (session_id = ANY(%s) AND NOT done)",
+                    ([info.run_id for info in refused], [info.session_id for info in refused]),
                 )
-                if not cursor.rowcount:
-                    raise ValueError(f"run {info.run_id} exists")
-        except psycopg.errors.UniqueViolation:
-            holding = await self.session_run(info.session_id)
-            raise SessionBusyError(info.session_id, holding or "") from None
-        return stored
-
-    def _merged(self, current: RunInfo, info: RunInfo | None) -> RunInfo:
-        if info is None:
-            return current
-        update = {name: getattr(current, name) for name in _IDENTITY}
-        update["cancel_requested"] = current.cancel_requested
-        update["lease_expires_at"] = current.lease_expires_at
-        if info.done:  # a summary with an end passed to append_events: the end is finish_run's
-            update["status"] = current.status
-            update["finished_at"] = current.finished_at
-        return info.model_copy(deep=True, update=update)
-
-    async def _append(
-        self, conn: Connection, run_id: str, events: Sequence[ChatEvent], info: RunInfo | None
-    ) -> bool:
-        """Append in the open transaction; ``False`` if the run has ended (nothing written)."""
-        cursor = await conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM chat_shell_runs WHERE run_id = %s FOR UPDATE",  # noqa: S608
-            (run_id,),
-        )
-        row = await cursor.fetchone()
-        if row is None:
-            raise NotFoundError(f"no run {run_id}")
-        current = _row_info(row)
-        if row[2]:  # done
-            return False
-        fresh = [event for event in events if event.seq > current.last_seq]
-        expected = current.last_seq + 1
-        for event in fresh:
-            if event.seq != expected:
-                raise ValueError(f"run {run_id}: event seq {event.seq} after {expected - 1}")
-            expected += 1
-        rows = _event_rows(run_id, fresh)
-        if rows:
-            async with conn.cursor() as insert:
-                await insert.executemany(_INSERT_EVENT, rows)
-        merged = self._merged(current, info)
-        added = sum(len(body.encode()) for _r, _s, body in rows)
-        await conn.execute(
-            "UPDATE chat_shell_runs SET last_seq = %s, event_bytes = event_bytes + %s, info = %s"
-            " WHERE run_id = %s",
-            (expected - 1, added, merged.model_dump_json(), run_id),
-        )
-        if rows:
-            await self._notify(conn, _notice("e", run_id))
-        return True
+                for run_id, session_id, done in await cursor.fetchall():
+                    existing.add(run_id)
+                    if not done:
+                        holding[session_id] = run_id
+        answers: list[RunInfo | Exception] = []
+        for info, _ in claims:
+            if info.run_id in taken:
+                taken.discard(info.run_id)  # a second claim of one run id in the batch: exists
+                update = {"lease_expires_at": leases[info.run_id], "last_seq": -1}
+                answers.append(info.model_copy(deep=True, update=update))
+            elif info.run_id in existing or info.run_id in leases:
+                answers.append(ValueError(f"run {info.run_id} exists"))
+            else:
+                busy = holding.get(info.session_id, "")
+                answers.append(SessionBusyError(info.session_id, busy))
+        return answers
 
     async def append_events(
         self, run_id: str, events: Sequence[ChatEvent], info: RunInfo | None = None
     ) -> None:
-        async with self._transaction() as conn:
-            await self._append(conn, run_id, events, info)
+        await self.append_batches([(run_id, events, info)])
 
     async def append_batches(
         self, batches: Sequence[tuple[str, Sequence[ChatEvent], RunInfo | None]]
     ) -> None:
-        # one transaction for every run of the flush; rows locked in one order (no deadlock
-        # between two holders' flushes)
-        async with self._transaction() as conn:
-            for run_id, events, info in sorted(batches, key=lambda batch: batch[0]):
-                await self._append(conn, run_id, events, info)
+        if batches:
+            # one transaction for every run of the flush
+            async with self._transaction() as conn:
+                await self._write(conn, batches, ending=False)
 
     async def finish_run(self, run_id: str, events: Sequence[ChatEvent], info: RunInfo) -> bool:
         if not info.done:
             raise ValueError("finish_run needs a final status")
+        return await self._ends.submit((run_id, events, info))
+
+    async def _finish_runs(
+        self, ends: list[tuple[str, Sequence[ChatEvent], RunInfo]]
+    ) -> list[bool | Exception]:
+        first = list({end[0]: end for end in reversed(ends)}.values())  # a run ends once
         async with self._transaction() as conn:
-            current = await self._locked(conn, run_id)
-            if current.done:
-                return False
-            fresh = [event for event in events if event.seq > current.last_seq]
-            expected = current.last_seq + 1
-            for event in fresh:
-                if event.seq != expected:
-                    raise ValueError(f"run {run_id}: event seq {event.seq} after {expected - 1}")
-                expected += 1
-            rows = _event_rows(run_id, fresh)
-            if rows:
-                async with conn.cursor() as insert:
-                    await insert.executemany(_INSERT_EVENT, rows)
-            update = {name: getattr(current, name) for name in _IDENTITY}
-            update["cancel_requested"] = current.cancel_requested
-            update["lease_expires_at"] = None
-            final = info.model_copy(deep=True, update=update)
-            finished_at = final.finished_at or await self._now(conn)
-            added = sum(len(body.encode()) for _r, _s, body in rows)
+            written = set(await self._write(conn, first, ending=True))
+        answers: list[bool | Exception] = []
+        for run_id, _events, _info in ends:
+            answers.append(run_id in written)
+            written.discard(run_id)  # the same run twice in one batch: the second is too late
+        return answers
+
+    async def _write(
+        self,
+        conn: Connection,
+        batches: Sequence[tuple[str, Sequence[ChatEvent], RunInfo | None]],
+        *,
+        ending: bool,
+    ) -> list[str]:
+        """Append each batch's new events and merge its summary's progress into the stored one
+        (``ending``: and end the runs), in the open transaction and in four statements; the
+        ids of the runs written (a run that has ended takes nothing more). Rows are locked in
+        one order, so two holders' flushes never deadlock."""
+        ordered = sorted(batches, key=lambda batch: batch[0])
+        cursor = await conn.execute(_LOCK_RUNS, (sorted({batch[0] for batch in ordered}),))
+        stored = {row[0]: (bool(row[1]), int(row[2])) for row in await cursor.fetchall()}
+        events_of: tuple[list[str], list[int], list[str]] = ([], [], [])
+        # run id -> (last seq, bytes added, progress JSON, finished_at)
+        runs: dict[str, tuple[int, int, str | None, float | None]] = {}
+        for run_id, events, info in ordered:
+            if run_id not in stored:
+                raise NotFoundError(f"no run {run_id}")
+            done, last_seq = stored[run_id]
+            if done:
+                continue  # its holder lost it
+            last_seq, added, progress, finished_at = runs.get(run_id, (last_seq, 0, None, None))
+            for event in events:
+                if event.seq <= last_seq:
+                    continue  # stored already
+                if event.seq != last_seq + 1:
+                    raise ValueError(f"run {run_id}: event seq {event.seq} after {last_seq}")
+                body = event.model_dump_json()
+                events_of[0].append(run_id)
+                events_of[1].append(event.seq)
+                events_of[2].append(body)
+                added += len(body.encode())
+                last_seq = event.seq
+            if info is not None:
+                fields = _PROGRESS_NOT_ENDING if info.done and not ending else _PROGRESS
+                progress = info.model_dump_json(include=fields)
+                finished_at = info.finished_at if ending else None
+            runs[run_id] = (last_seq, added, progress, finished_at)
+        if events_of[0]:
+            await conn.execute(_INSERT_EVENTS, events_of)
+        ids = list(runs)
+        if ids:
             await conn.execute(
-                "UPDATE chat_shell_runs SET done = true, finished_at = %s, lease_expires_at = NULL,"
-                " last_seq = %s, event_bytes = event_bytes + %s, info = %s WHERE run_id = %s",
-                (
-                    finished_at,
-                    expected - 1,
-                    added,
-                    final.model_copy(update={"finished_at": finished_at}).model_dump_json(),
-                    run_id,
-                ),
+                _UPDATE_ENDS if ending else _UPDATE_BATCHES,
+                (ids, *([runs[i][k] for i in ids] for k in range(4))),
             )
-            await self._notify(conn, _notice("e", run_id))
-        return True
+        woken = [run_id for run_id in ids if ending or runs[run_id][1]]
+        if woken:
+            await conn.execute(_NOTIFY_EACH, (CHANNEL, _event_notices(woken)))
+        return ids
 
     async def renew_leases(
         self, holder: str, run_ids: Sequence[str], lease_seconds: float
     ) -> set[str]:
         if not run_ids:
             return set()
-        async with self._transaction() as conn:
+        async with self._transaction(begin=False) as conn:
             cursor = await conn.execute(
                 "UPDATE chat_shell_runs"
                 " SET lease_expires_at = extract(epoch FROM clock_timestamp())::float8 + %s"
@@ -380,7 +455,6 @@ class PostgresRunStore(RunStore):
             return {row[0] for row in await cursor.fetchall()}
 
     async def interrupt_expired(self, *, now: float | None = None) -> list[RunInfo]:
-        ended: list[RunInfo] = []
         async with self._transaction() as conn:
             if now is None:
                 now = await self._now(conn)
@@ -391,24 +465,22 @@ class PostgresRunStore(RunStore):
                 " FOR UPDATE SKIP LOCKED",
                 (now,),
             )
-            for row in await cursor.fetchall():
-                info, event = self.interrupted(_row_info(row), now)
-                body = event.model_dump_json()
-                await conn.execute(_INSERT_EVENT, (info.run_id, event.seq, body))
-                await conn.execute(
-                    "UPDATE chat_shell_runs SET done = true, finished_at = %s,"
-                    " lease_expires_at = NULL, last_seq = %s, event_bytes = event_bytes + %s,"
-                    " info = %s WHERE run_id = %s",
-                    (now, event.seq, len(body.encode()), info.model_dump_json(), info.run_id),
-                )
-                await self._notify(conn, _notice("e", info.run_id))
-                ended.append(info.model_copy(update={"event_bytes": row[7] + len(body.encode())}))
-        return ended
+            rows = await cursor.fetchall()
+            if not rows:
+                return []
+            endings = [self.interrupted(_row_info(row), now) for row in rows]
+            await self._write(
+                conn, [(info.run_id, [event], info) for info, event in endings], ending=True
+            )
+        return [
+            info.model_copy(update={"event_bytes": row[7] + len(event.model_dump_json().encode())})
+            for row, (info, event) in zip(rows, endings, strict=True)
+        ]
 
     # -- reading -----------------------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> RunInfo:
-        async with self._transaction() as conn:
+        async with self._transaction(begin=False) as conn:
             cursor = await conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM chat_shell_runs WHERE run_id = %s",  # noqa: S608
                 (run_id,),
@@ -422,23 +494,20 @@ class PostgresRunStore(RunStore):
         self, run_id: str, after: int, limit: int | None
     ) -> tuple[list[ChatEvent], bool, int] | None:
         """(events after ``after``, whether the run has ended, its last seq); ``None`` if the
-        run is unknown. One snapshot, so an ended run's events are all there."""
-        async with self._transaction() as conn:
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        run is unknown. One statement, so one snapshot: an ended run's events are all there."""
+        async with self._transaction(begin=False) as conn:
             cursor = await conn.execute(
-                "SELECT done, last_seq FROM chat_shell_runs WHERE run_id = %s", (run_id,)
+                "SELECT r.done, r.last_seq, e.body FROM chat_shell_runs AS r"
+                " LEFT JOIN LATERAL (SELECT seq, body FROM chat_shell_run_events"
+                " WHERE run_id = r.run_id AND seq > %s ORDER BY seq LIMIT %s) AS e ON true"
+                " WHERE r.run_id = %s ORDER BY e.seq",
+                (after, limit, run_id),
             )
-            row = await cursor.fetchone()
-            if row is None:
-                return None
-            cursor = await conn.execute(
-                "SELECT body FROM chat_shell_run_events WHERE run_id = %s AND seq > %s"
-                " ORDER BY seq LIMIT %s",
-                (run_id, after, limit),
-            )
-            bodies = await cursor.fetchall()
-        events = [ChatEvent.model_validate_json(body) for (body,) in bodies]
-        return events, bool(row[0]), int(row[1])
+            rows = await cursor.fetchall()
+        if not rows:
+            return None
+        events = [ChatEvent.model_validate_json(body) for _d, _s, body in rows if body is not None]
+        return events, bool(rows[0][0]), int(rows[0][1])
 
     async def read_events(
         self, run_id: str, *, after: int = -1, limit: int | None = None
@@ -481,7 +550,7 @@ class PostgresRunStore(RunStore):
                 waiters.forget_run(run_id, future)
 
     async def session_run(self, session_id: str) -> str | None:
-        async with self._transaction() as conn:
+        async with self._transaction(begin=False) as conn:
             cursor = await conn.execute(
                 "SELECT run_id FROM chat_shell_runs WHERE session_id = %s AND NOT done",
                 (session_id,),
@@ -516,7 +585,7 @@ class PostgresRunStore(RunStore):
             return cursor.rowcount == 1
 
     async def approval_answer(self, run_id: str, call_id: str) -> bool | None:
-        async with self._transaction() as conn:
+        async with self._transaction(begin=False) as conn:
             cursor = await conn.execute(
                 "SELECT approved FROM chat_shell_run_approvals WHERE run_id = %s AND call_id = %s",
                 (run_id, call_id),
@@ -525,7 +594,7 @@ class PostgresRunStore(RunStore):
         return None if row is None else bool(row[0])
 
     async def _requested(self, holder: str) -> list[str]:
-        async with self._transaction() as conn:
+        async with self._transaction(begin=False) as conn:
             cursor = await conn.execute(
                 "SELECT run_id FROM chat_shell_runs"
                 " WHERE holder = %s AND NOT done AND cancel_requested ORDER BY run_id",

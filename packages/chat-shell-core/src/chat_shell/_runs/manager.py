@@ -205,9 +205,12 @@ class RunManager:
 
     async def _finalize(self, run: AgentRun) -> None:
         try:
+            # A flush writing this run's earlier events ends first; later flushes leave the run
+            # (it is done), so its end is written outside the lock and many runs' ends can go
+            # to the store together.
             async with self._writing:
                 events = run.events[self._flushed.get(run.id, -1) + 1 :]
-                finished = await self.store.finish_run(run.id, events, run.summary())
+            finished = await self.store.finish_run(run.id, events, run.summary())
             if not finished:
                 logger.warning("run %s had been ended by another process", run.id)
         except Exception:
