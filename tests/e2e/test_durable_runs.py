@@ -9,13 +9,8 @@ and a server on one session: one of them is refused, never interleaved.
 from __future__ import annotations
 
 import itertools
-import json
-import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +19,12 @@ from typing import Any
 import httpx
 import pytest
 from chat_shell.testing import Reply, ScriptedModelServer, default_responder
+from serve_support import SCRIPT, Serve, run_cli, script_env, sse_data, write_home
 
 pytest.importorskip("chat_shell_cli")
 pytest.importorskip("chat_shell_http")
 pytest.importorskip("chat_shell_sqlite")
 
-SCRIPT = Path(sys.executable).with_name("chat-shell")
 # run_lease_seconds: short, so a dead server's run lapses soon; not the shortest allowed (2 s):
 # a CLI process busy importing its model client on a loaded machine may miss a 2 s renewal.
 LEASE = 6
@@ -44,12 +39,6 @@ def responder(request: dict[str, Any]) -> Reply:
     return default_responder(request)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def upstream() -> Iterator[ScriptedModelServer]:
     with ScriptedModelServer(responder=responder) as server:
@@ -58,67 +47,23 @@ def upstream() -> Iterator[ScriptedModelServer]:
 
 @pytest.fixture
 def env(tmp_path: Path, upstream: ScriptedModelServer) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700)
-    (home / "config.toml").write_text(
-        f'model = "openai/scripted"\nretries = 0\nrun_lease_seconds = {LEASE}\n'
-        f'[models."openai/scripted"]\napi_base = "{upstream.url}"\napi_key = "sk-test-up"\n'
+    settings = f"run_lease_seconds = {LEASE}\n"
+    return script_env(
+        write_home(tmp_path / "home", upstream.url, settings=settings, api_key="sk-test-up")
     )
-    clean = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CHAT_SHELL_", "OPENAI_"))
-    }
-    return {**clean, "CHAT_SHELL_HOME": str(home), "NO_COLOR": "1"}
 
 
-class Serve:
+def serve(env: dict[str, str]) -> Serve:
     """A real ``chat-shell serve`` (the history and runs in the home's history.db)."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
-        port = self.url.rsplit(":", 1)[1]
-        self.process = subprocess.Popen(
-            [str(SCRIPT), "serve", "--port", port, "--log-level", "warning"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + PATIENCE
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"serve exited: {self.process.communicate()[1]}")
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError("chat-shell serve did not start")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.communicate(timeout=30)
+    return Serve(env, "--log-level", "warning")
 
 
 @pytest.fixture
 def servers(env: dict[str, str]) -> Iterator[list[Serve]]:
     started: list[Serve] = []
     yield started
-    for serve in started:
-        serve.kill()
-
-
-def frames(response: httpx.Response) -> Iterator[dict[str, Any]]:
-    """The JSON of each SSE frame's ``data:``."""
-    data: list[str] = []
-    for line in response.iter_lines():
-        if line == "" and data:
-            yield json.loads("\n".join(data))
-            data = []
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
+    for server in started:
+        server.kill()
 
 
 def streamed_until(url: str, body: dict[str, Any], count: int) -> tuple[str, str]:
@@ -127,7 +72,7 @@ def streamed_until(url: str, body: dict[str, Any], count: int) -> tuple[str, str
     with httpx.stream("POST", f"{url}/v1/response", json=body, timeout=PATIENCE) as response:
         assert response.status_code == 200
         run_id = response.headers["x-run-id"]
-        for frame in frames(response):
+        for frame in sse_data(response.iter_lines()):
             if frame["event_type"] == "content":
                 text.append(frame["data"]["delta"])
                 if len(text) == count:
@@ -152,14 +97,14 @@ def roles(request: dict[str, Any]) -> list[str]:
 def test_a_killed_server_s_runs_are_interrupted_kept_and_replayed_10_times(
     env: dict[str, str], upstream: ScriptedModelServer, servers: list[Serve]
 ) -> None:
-    servers.append(Serve(env))
+    servers.append(serve(env))
     for round_ in range(10):
         session = f"crash-{round_}"
         body = {"messages": [{"role": "user", "content": "slow 2000 5"}], "session_id": session}
         run_id, seen = streamed_until(servers[-1].url, body, 20 + 7 * round_)
         time.sleep(0.2)  # past a flush (every 50 ms): what a client saw is in the file
         servers[-1].kill()
-        servers.append(Serve(env))
+        servers.append(serve(env))
         url = servers[-1].url
 
         def ended(run_id: str = run_id, url: str = url) -> dict[str, Any] | None:
@@ -174,7 +119,7 @@ def test_a_killed_server_s_runs_are_interrupted_kept_and_replayed_10_times(
             "GET", f"{url}/v1/response/{run_id}?stream=true", timeout=PATIENCE
         ) as replay:
             assert replay.status_code == 200
-            events = list(frames(replay))
+            events = list(sse_data(replay.iter_lines()))
         assert [e["seq"] for e in events] == list(range(len(events)))
         assert events[-1]["event_type"] == "complete"
         assert events[-1]["data"]["status"] == "interrupted"
@@ -201,26 +146,20 @@ def test_a_killed_server_s_runs_are_interrupted_kept_and_replayed_10_times(
         assert roles(sent[0]) == ["user", "assistant", "user"]
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
 def test_the_cli_and_a_server_never_interleave_a_session(
     env: dict[str, str], upstream: ScriptedModelServer, servers: list[Serve]
 ) -> None:
-    servers.append(Serve(env))
+    servers.append(serve(env))
     url = servers[0].url
-    assert cli(env, "query", "--session", "shared", "first").returncode == 0
+    assert run_cli(env, "query", "--session", "shared", "first").returncode == 0
     body = {"messages": [{"role": "user", "content": "slow 1500 10"}], "session_id": "shared"}
     with httpx.stream("POST", f"{url}/v1/response", json=body, timeout=PATIENCE) as response:
         assert response.status_code == 200
         run_id = response.headers["x-run-id"]
-        stream = frames(response)
+        stream = sse_data(response.iter_lines())
         next(stream)  # the run is under way
 
-        busy = cli(env, "query", "--session", "shared", "second")
+        busy = run_cli(env, "query", "--session", "shared", "second")
         assert busy.returncode == 2
         assert busy.stdout == ""
         [line] = busy.stderr.strip().splitlines()
@@ -228,7 +167,7 @@ def test_the_cli_and_a_server_never_interleave_a_session(
         assert run_id in line
         assert "--wait" in line
 
-        refused = cli(env, "history", "delete", "shared", "--yes")
+        refused = run_cli(env, "history", "delete", "shared", "--yes")
         assert refused.returncode != 0
         [line] = refused.stderr.strip().splitlines()
         assert "run in progress" in line

@@ -12,14 +12,8 @@ A class added to the tree is covered here as soon as it exists.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,11 +28,10 @@ from chat_shell import (
     UserError,
 )
 from chat_shell.testing import ScriptedModelServer
+from serve_support import Serve, run_cli, script_env, write_home
 
 pytest.importorskip("chat_shell_cli")
 pytest.importorskip("chat_shell_http")
-
-SCRIPT = Path(sys.executable).with_name("chat-shell")
 
 PLUGIN = """
 import os
@@ -107,12 +100,6 @@ def nearest(table: dict[type[ChatShellError], int], error_class: type[ChatShellE
     return next(table[cls] for cls in error_class.__mro__ if cls in table)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     root = tmp_path_factory.mktemp("vocabulary")
@@ -124,57 +111,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         "[chat_shell.storage]\nfailing = failing_storage:FailingStorage\n"
     )
     (plugin / "failing_storage.py").write_text(textwrap.dedent(PLUGIN))
-    home = root / "home"
-    home.mkdir(mode=0o700)
     with ScriptedModelServer() as upstream:
-        (home / "config.toml").write_text(
-            'model = "openai/scripted"\nretries = 0\nstorage = "failing"\n'
-            f'[models."openai/scripted"]\napi_base = "{upstream.url}"\n'
-        )
-        values = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_SHELL_")}
-        yield {
-            **values,
-            "CHAT_SHELL_HOME": str(home),
-            "PYTHONPATH": str(plugin),
-            "NO_COLOR": "1",
-        }
+        home = write_home(root / "home", upstream.url, settings='storage = "failing"\n')
+        yield script_env(home, PYTHONPATH=str(plugin))
 
 
 @pytest.fixture(scope="module")
 def server(env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(SCRIPT), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"chat-shell serve exited: {process.stderr.read()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("chat-shell serve did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        process.stderr.close()  # type: ignore[union-attr]
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    with Serve(env) as serve:
+        yield serve.url
 
 
 def stream_errors(url: str, session_id: str) -> list[dict[str, Any]]:
@@ -242,12 +187,12 @@ def test_one_code_in_events_bodies_and_the_cli(
     assert (body["code"], body["retryable"]) == (code, event["retryable"])
 
     # the CLI: an error a command meets
-    met = cli({**env, "FAIL_LIST_SESSIONS": code}, "history")
+    met = run_cli({**env, "FAIL_LIST_SESSIONS": code}, "history")
     assert met.returncode == exit_code
     assert met.stderr == f"chat-shell: scripted {code} from list_sessions\n"
 
     # the CLI: a run that failed with it
-    failed = cli(env, "query", "--json", "--session", f"get_history.{code}", "hi")
+    failed = run_cli(env, "query", "--json", "--session", f"get_history.{code}", "hi")
     assert failed.returncode == exit_code
     output = json.loads(failed.stdout)
     assert (output["status"], output["error"]["code"]) == ("failed", code)

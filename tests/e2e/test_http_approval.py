@@ -5,10 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,63 +13,21 @@ from typing import Any
 import httpx
 import pytest
 from chat_shell.testing import ScriptedModelServer
+from serve_support import ASK_TIME, TIME_TOML, Serve, script_env, sse_data, write_home
 
 pytest.importorskip("chat_shell_cli")
 pytest.importorskip("chat_shell_mcp")
 pytest.importorskip("chat_shell_http")
 
-BIN = Path(sys.executable).parent
-SCRIPT = BIN / "chat-shell"
-TIME_SERVER = BIN / "mcp-server-time"
-ASK_TIME = 'call time_get_current_time {"timezone": "Asia/Tokyo"}'
 KEY_A = "approval-key-a-0123456789"
 KEY_B = "approval-key-b-0123456789"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _serve(tmp_path: Path, upstream: ScriptedModelServer, server: str) -> Iterator[str]:
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700, exist_ok=True)
-    (home / "config.toml").write_text(
-        'model = "openai/scripted"\nretries = 0\n'
-        f'[models."openai/scripted"]\napi_base = "{upstream.url}"\n'
-        f'[mcp_servers.time]\ncommand = "{TIME_SERVER}"\nargs = ["--local-timezone", "UTC"]\n'
-        f"[server]\napi_keys = {json.dumps([KEY_A, KEY_B])}\n{server}"
-    )
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CHAT_SHELL_", "OPENAI_"))
-    }
-    env.update(CHAT_SHELL_HOME=str(home), NO_COLOR="1")
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(SCRIPT), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "chat-shell serve exited"
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "chat-shell serve did not start"
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    tables = f"{TIME_TOML}[server]\napi_keys = {json.dumps([KEY_A, KEY_B])}\n{server}"
+    home = write_home(tmp_path / "home", upstream.url, tables=tables)
+    with Serve(script_env(home)) as serve:
+        yield serve.url
 
 
 @pytest.fixture
@@ -96,13 +50,6 @@ def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def _events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    """The ``data:`` of each SSE frame, as JSON."""
-    for line in lines:
-        if line.startswith("data:"):
-            yield json.loads(line[5:].strip())
-
-
 class Stream:
     """A run started with ``stream: true``, read event by event."""
 
@@ -116,7 +63,7 @@ class Stream:
         )
         response = self._context.__enter__()
         assert response.status_code == 200
-        self._events = _events(response.iter_lines())
+        self._events = sse_data(response.iter_lines())
         self.seen: list[dict[str, Any]] = []
 
     def until(self, event_type: str) -> dict[str, Any]:
@@ -233,7 +180,7 @@ def test_a_reconnecting_client_sees_the_request_again(serve: str) -> None:
             timeout=60,
         ) as response:
             assert response.status_code == 200
-            events = _events(response.iter_lines())
+            events = sse_data(response.iter_lines())
             replayed = next(events)
             assert replayed == asked
             reply = _answer(serve, run_id, {"call_id": asked["data"]["id"], "approved": True})

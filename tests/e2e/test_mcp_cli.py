@@ -5,25 +5,24 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from chat_shell.testing import ScriptedModelServer
+from serve_support import (
+    ASK_TIME,
+    TIME_SERVER,
+    TIME_TOML,
+    Serve,
+    run_cli,
+    script_env,
+    write_home,
+)
 
 pytest.importorskip("chat_shell_cli")
 pytest.importorskip("chat_shell_mcp")
-
-BIN = Path(sys.executable).parent
-SCRIPT = BIN / "chat-shell"
-TIME_SERVER = BIN / "mcp-server-time"
-ASK_TIME = 'call time_get_current_time {"timezone": "Asia/Tokyo"}'
 
 
 @pytest.fixture
@@ -32,53 +31,20 @@ def upstream() -> Iterator[ScriptedModelServer]:
         yield server
 
 
-def write_home(home: Path, upstream: ScriptedModelServer, mcp: str) -> None:
-    home.mkdir(mode=0o700, exist_ok=True)
-    (home / "config.toml").write_text(
-        'model = "openai/scripted"\nretries = 0\n'
-        f'[models."openai/scripted"]\napi_base = "{upstream.url}"\n' + mcp
-    )
-
-
-TIME_TOML = f"""
-[mcp_servers.time]
-command = "{TIME_SERVER}"
-args = ["--local-timezone", "UTC"]
-"""
-
-
 @pytest.fixture
 def env(tmp_path: Path, upstream: ScriptedModelServer) -> dict[str, str]:
-    write_home(tmp_path / "home", upstream, TIME_TOML)
-    values = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CHAT_SHELL_", "OPENAI_"))
-    }
-    return {**values, "CHAT_SHELL_HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
-
-
-def cli(env: dict[str, str], *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), *args],
-        env=env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return script_env(write_home(tmp_path / "home", upstream.url, tables=TIME_TOML))
 
 
 def test_mcp_lists_servers_state_and_tools(env: dict[str, str]) -> None:
-    shown = cli(env, "mcp")
+    shown = run_cli(env, "mcp")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0] == f"time (stdio: {TIME_SERVER} --local-timezone UTC) — ok"
     assert any(line.startswith("  time_get_current_time (asks first)") for line in lines)
     assert any(line.startswith("  time_convert_time (asks first)") for line in lines)
 
-    as_json = json.loads(cli(env, "mcp", "--json").stdout)
+    as_json = json.loads(run_cli(env, "mcp", "--json").stdout)
     [server] = as_json["servers"]
     assert server["name"] == "time"
     assert server["transport"] == "stdio"
@@ -87,7 +53,7 @@ def test_mcp_lists_servers_state_and_tools(env: dict[str, str]) -> None:
         "time_convert_time",
     }
 
-    unstarted = json.loads(cli(env, "mcp", "--json", "--no-start").stdout)
+    unstarted = json.loads(run_cli(env, "mcp", "--json", "--no-start").stdout)
     assert unstarted["servers"][0]["state"] == "stopped"
     assert unstarted["servers"][0]["tools"] == []
 
@@ -95,8 +61,10 @@ def test_mcp_lists_servers_state_and_tools(env: dict[str, str]) -> None:
 def test_mcp_exits_1_when_a_server_fails(
     env: dict[str, str], tmp_path: Path, upstream: ScriptedModelServer
 ) -> None:
-    write_home(tmp_path / "home", upstream, '[mcp_servers.gone]\ncommand = "/nonexistent/x"\n')
-    shown = cli(env, "mcp")
+    write_home(
+        tmp_path / "home", upstream.url, tables='[mcp_servers.gone]\ncommand = "/nonexistent/x"\n'
+    )
+    shown = run_cli(env, "mcp")
     assert shown.returncode == 1
     assert "gone (stdio: /nonexistent/x) — failed" in shown.stdout
     assert "error: could not start" in shown.stdout
@@ -105,8 +73,12 @@ def test_mcp_exits_1_when_a_server_fails(
 def test_a_bad_server_entry_is_one_line_and_exit_2(
     env: dict[str, str], tmp_path: Path, upstream: ScriptedModelServer
 ) -> None:
-    write_home(tmp_path / "home", upstream, '[mcp_servers.both]\ncommand = "x"\nurl = "http://a"\n')
-    shown = cli(env, "mcp")
+    write_home(
+        tmp_path / "home",
+        upstream.url,
+        tables='[mcp_servers.both]\ncommand = "x"\nurl = "http://a"\n',
+    )
+    shown = run_cli(env, "mcp")
     assert shown.returncode == 2
     assert shown.stderr.strip().splitlines() == [
         "chat-shell: [mcp_servers.both]: server: Value error, give either `command` (stdio) "
@@ -115,14 +87,14 @@ def test_a_bad_server_entry_is_one_line_and_exit_2(
 
 
 def test_query_yes_approves_the_call(env: dict[str, str]) -> None:
-    answered = cli(env, "query", "--yes", "--no-store", ASK_TIME)
+    answered = run_cli(env, "query", "--yes", "--no-store", ASK_TIME)
     assert answered.returncode == 0, answered.stderr
     assert answered.stdout.startswith("result: {")
     assert '"timezone": "Asia/Tokyo"' in answered.stdout
 
 
 def test_query_events_show_the_approval_request(env: dict[str, str]) -> None:
-    answered = cli(env, "query", "--yes", "--no-store", "--events", ASK_TIME)
+    answered = run_cli(env, "query", "--yes", "--no-store", "--events", ASK_TIME)
     assert answered.returncode == 0, answered.stderr
     events = [json.loads(line) for line in answered.stdout.splitlines()]
     kinds = [event["event_type"] for event in events]
@@ -134,7 +106,7 @@ def test_query_events_show_the_approval_request(env: dict[str, str]) -> None:
 
 
 def test_query_without_the_flag_refuses_and_says_so(env: dict[str, str]) -> None:
-    answered = cli(env, "query", "--no-store", ASK_TIME)
+    answered = run_cli(env, "query", "--no-store", ASK_TIME)
     assert answered.returncode == 0, answered.stderr
     assert "was not approved" in answered.stdout  # what the model was told
     assert "time_get_current_time" in answered.stderr
@@ -144,16 +116,16 @@ def test_query_without_the_flag_refuses_and_says_so(env: dict[str, str]) -> None
 
 
 def test_query_tool_flag_narrows_to_mcp_tools(env: dict[str, str]) -> None:
-    answered = cli(env, "query", "--events", "--no-store", "-t", "time_convert_time", "hi")
+    answered = run_cli(env, "query", "--events", "--no-store", "-t", "time_convert_time", "hi")
     assert answered.returncode == 0, answered.stderr
-    unknown = cli(env, "query", "--no-store", "-t", "time_nothing", "hi")
+    unknown = run_cli(env, "query", "--no-store", "-t", "time_nothing", "hi")
     assert unknown.returncode == 2
     assert "unknown tool 'time_nothing'" in unknown.stderr
 
 
 def test_chat_always_approves_for_the_rest_of_the_session(env: dict[str, str]) -> None:
     # no terminal: one message per line, and the approval answer is the next line
-    talk = cli(env, "chat", input=f"{ASK_TIME}\na\n{ASK_TIME}\n")
+    talk = run_cli(env, "chat", input=f"{ASK_TIME}\na\n{ASK_TIME}\n")
     assert talk.returncode == 0, talk.stderr
     assert talk.stdout.count("Allow 🔧 time_get_current_time") == 1
     assert "[a]lways this session" in talk.stdout
@@ -161,50 +133,23 @@ def test_chat_always_approves_for_the_rest_of_the_session(env: dict[str, str]) -
 
 
 def test_chat_no_refuses_the_call(env: dict[str, str]) -> None:
-    talk = cli(env, "chat", input=f"{ASK_TIME}\nn\n")
+    talk = run_cli(env, "chat", input=f"{ASK_TIME}\nn\n")
     assert talk.returncode == 0, talk.stderr
     assert "was not approved: the user declined to run it" in talk.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def serve_no_approval(
     env: dict[str, str], tmp_path: Path, upstream: ScriptedModelServer
 ) -> Iterator[str]:
-    write_home(tmp_path / "home", upstream, TIME_TOML + "requires_approval = false\n")
+    write_home(tmp_path / "home", upstream.url, tables=TIME_TOML + "requires_approval = false\n")
     yield from _serve(env)
 
 
 def _serve(env: dict[str, str]) -> Iterator[str]:
     pytest.importorskip("chat_shell_http")
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(SCRIPT), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "chat-shell serve exited"
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "chat-shell serve did not start"
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with Serve(env) as serve:
+        yield serve.url
 
 
 def _ask_over_http(url: str) -> dict[str, object]:

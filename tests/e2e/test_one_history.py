@@ -7,11 +7,6 @@ Runs the real console script and a real `chat-shell serve` process on one SQLite
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,17 +14,10 @@ import httpx
 import pytest
 from chat_shell import DirectChatInterface, InterfaceConfig
 from chat_shell.testing import ScriptedModelServer
+from serve_support import Serve, run_cli, script_env, write_home
 
 pytest.importorskip("chat_shell_cli")
 pytest.importorskip("chat_shell_http")
-
-SCRIPT = Path(sys.executable).with_name("chat-shell")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -40,55 +28,18 @@ def upstream() -> Iterator[ScriptedModelServer]:
 
 @pytest.fixture
 def env(tmp_path: Path, upstream: ScriptedModelServer) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700)
-    (home / "config.toml").write_text(
-        'model = "openai/scripted"\nretries = 0\n'
-        f'[models."openai/scripted"]\napi_base = "{upstream.url}"\n'
-    )
-    return {**os.environ, "CHAT_SHELL_HOME": str(home), "NO_COLOR": "1"}
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    return script_env(write_home(tmp_path / "home", upstream.url))
 
 
 @pytest.fixture
 def server(env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(SCRIPT), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"chat-shell serve exited: {process.stderr.read()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("chat-shell serve did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        process.stderr.close()  # type: ignore[union-attr]
+    with Serve(env) as serve:
+        yield serve.url
 
 
 @pytest.mark.slow
 async def test_cli_http_and_library_share_one_history(env: dict[str, str], server: str) -> None:
-    started = cli(env, "query", "--json", "hello from the terminal")
+    started = run_cli(env, "query", "--json", "hello from the terminal")
     assert started.returncode == 0, started.stderr
     output = json.loads(started.stdout)
     assert output["content"] == "echo: hello from the terminal"
@@ -125,6 +76,6 @@ async def test_cli_http_and_library_share_one_history(env: dict[str, str], serve
         "echo: hello from the web",
     ]
 
-    shown = cli(env, "history", "show", session, "--json")
+    shown = run_cli(env, "history", "show", session, "--json")
     assert shown.returncode == 0, shown.stderr
     assert "echo: hello from the web" in json.dumps(json.loads(shown.stdout))

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from chat_shell.testing import Reply, ScriptedModelServer, default_responder
+from serve_support import MODEL, Serve, script_env, user, write_home
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("chat_shell_cli")
@@ -24,9 +22,7 @@ pytest.importorskip("chat_shell_http")
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk  # noqa: E402
 
-SCRIPT = Path(sys.executable).with_name("chat-shell")
 KEY = "openai-clients-key-0123456789"
-MODEL = "openai/scripted"
 SECRET = "sk-upstream-secret-0123456789"
 
 
@@ -44,12 +40,6 @@ def responder(request: dict[str, Any]) -> Reply:
     return default_responder(request)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[ScriptedModelServer]:
     with ScriptedModelServer(responder=responder) as server:
@@ -61,40 +51,15 @@ def base_url(
     upstream: ScriptedModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """``chat-shell serve --api-key KEY`` on a free port: its OpenAI base URL."""
-    home = tmp_path_factory.mktemp("home")
-    (home / "config.toml").write_text(
-        f'model = "{MODEL}"\nretries = 0\n[models."{MODEL}"]\napi_base = "{upstream.url}"\n'
-        'api_key = "sk-test-upstream"\n[server]\nrate_limit_per_minute = 0\n'
+    tables = "[server]\nrate_limit_per_minute = 0\n"
+    home = write_home(
+        tmp_path_factory.mktemp("home"), upstream.url, tables=tables, api_key="sk-test-upstream"
     )
-    port = free_port()
-    env = {**os.environ, "CHAT_SHELL_HOME": str(home)}
-    log = (home / "serve.log").open("w")
-    process = subprocess.Popen(
-        [str(SCRIPT), "serve", "--port", str(port), "--api-key", KEY],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (home / "serve.log").read_text()
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "chat-shell serve did not start"
-            time.sleep(0.05)
-        yield f"{url}/v1"
-    finally:
-        process.terminate()
-        process.wait(15)
-        log.close()
-        # The provider's own words are for the operator's log (never for clients, asserted in
-        # the tests); the server's upstream key is in neither.
-        assert "sk-test-upstream" not in (home / "serve.log").read_text()
+    server = Serve(script_env(home), "--api-key", KEY)
+    yield f"{server.url}/v1"
+    # The provider's own words are for the operator's log (never for clients, asserted in
+    # the tests); the server's upstream key is in neither.
+    assert "sk-test-upstream" not in server.stop()
 
 
 @pytest.fixture
@@ -109,10 +74,6 @@ def native(base_url: str) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {KEY}"}
     with httpx.Client(base_url=base_url.removesuffix("/v1"), headers=headers, timeout=30) as http:
         yield http
-
-
-def user(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
 
 def strict(item: Any) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,14 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 from chat_shell.testing import Reply, ScriptedModelServer
-from test_postgres_serve import environment, frames, serve, start_run, user
+from serve_support import Serve, postgres_env, sse_numbered, start_run, user
 
 pytest.importorskip("chat_shell_cli")
 pytest.importorskip("chat_shell_http")
 pytest.importorskip("chat_shell_postgres")
 
 SERVER_SH = Path(__file__).parents[1] / "postgres" / "server.sh"
-SCRIPT = Path(sys.executable).with_name("chat-shell")
 TOKENS = 300
 
 
@@ -82,16 +80,16 @@ def replay(client: httpx.Client, url: str, run_id: str) -> list[tuple[int, dict[
         headers={"Accept": "text/event-stream", "Last-Event-ID": "-1"},
     ) as response:
         assert response.status_code == 200, response.read()
-        return list(frames(response))
+        return list(sse_numbered(response.iter_lines()))
 
 
 def test_a_database_restart_mid_run(
     tmp_path: Path, paced: ScriptedModelServer, own_server: tuple[str, Path]
 ) -> None:
     url, folder = own_server
-    env = environment(tmp_path / "home", paced, url)
-    process, base = serve(env)
-    try:
+    env = postgres_env(tmp_path / "home", paced.url, url)
+    with Serve(env) as server:
+        process, base = server.process, server.url
         with httpx.Client(timeout=60) as client:
             run_id = start_run(base, "restarted")
             time.sleep(1)  # some of the answer is written before the database goes away
@@ -109,13 +107,8 @@ def test_a_database_restart_mid_run(
             assert info["status"] in ("completed", "failed"), info
 
             # replayed from the database by a second instance: every event once, in order
-            other, other_base = serve(env)
-            try:
-                events = replay(client, other_base, run_id)
-            finally:
-                other.terminate()
-                other.wait(30)
-                other.stderr.close()  # type: ignore[union-attr]
+            with Serve(env) as other:
+                events = replay(client, other.url, run_id)
             seqs = [seq for seq, _event in events]
             assert seqs == list(range(len(seqs))), seqs
             assert seqs[-1] == info["last_seq"]
@@ -141,8 +134,3 @@ def test_a_database_restart_mid_run(
             history = client.get(f"{base}/v1/sessions/restarted/history").json()["messages"]
             assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
         assert process.poll() is None, "chat-shell serve died with the database"
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(30)
-        process.stderr.close()  # type: ignore[union-attr]

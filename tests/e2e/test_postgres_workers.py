@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 from chat_shell.testing import Reply, ScriptedModelServer
-from test_postgres_serve import environment, serve, user
+from serve_support import Serve, postgres_env, user
 
 pytest.importorskip("chat_shell_cli")
 pytest.importorskip("chat_shell_http")
@@ -106,21 +106,15 @@ async def all_streams(url: str) -> None:
 def test_200_paced_streams_on_two_workers(
     tmp_path: Path, paced: ScriptedModelServer, postgres_url: str
 ) -> None:
-    env = environment(tmp_path / "home", paced, postgres_url)
-    process, url = serve(env, "--workers", "2")
-    try:
+    env = postgres_env(tmp_path / "home", paced.url, postgres_url)
+    with Serve(env, "--workers", "2") as server:
         workers = [
             w
-            for w in psutil.Process(process.pid).children(recursive=True)
+            for w in psutil.Process(server.process.pid).children(recursive=True)
             if "spawn_main" in " ".join(w.cmdline())
         ]
         assert len(workers) == 2
-        asyncio.run(all_streams(url))
+        asyncio.run(all_streams(server.url))
         assert len(paced.requests) == STREAMS  # one model call per run: none retried or lost
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stderr.close()  # type: ignore[union-attr]
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0

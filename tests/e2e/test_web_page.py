@@ -20,14 +20,15 @@ from typing import Any
 import httpx
 import pytest
 from chat_shell.testing import ScriptedModelServer
+from serve_support import Serve
 from web_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     PAYLOAD,
     DroppingProxy,
-    Serve,
     require_chromium,
     responder,
+    web_serve,
 )
 
 pytest.importorskip("chat_shell_http")
@@ -81,7 +82,7 @@ def upstream() -> Iterator[ScriptedModelServer]:
 def serve(
     upstream: ScriptedModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serve]:
-    server = Serve(tmp_path_factory.mktemp("serve"), upstream.url)
+    server = web_serve(tmp_path_factory.mktemp("serve"), upstream.url)
     yield server
     server.stop()
 
@@ -352,7 +353,7 @@ def test_an_injection_payload_from_the_model_stays_text(serve: Serve, tab: Tab, 
 def keyed(
     upstream: ScriptedModelServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serve]:
-    server = Serve(tmp_path_factory.mktemp("keyed"), upstream.url, env={"CHAT_SHELL_API_KEYS": KEY})
+    server = web_serve(tmp_path_factory.mktemp("keyed"), upstream.url, CHAT_SHELL_API_KEYS=KEY)
     yield server
     server.stop()
 

@@ -1,5 +1,6 @@
-"""Helpers of the chat-page tests: a real `chat-shell serve` process, the system Chromium driven by
-Playwright, a TCP proxy that can drop connections, and the scripted model's replies."""
+"""Helpers of the chat-page tests: a real `chat-shell serve` process on two models, the system
+Chromium driven by Playwright, a TCP proxy that can drop connections, and the scripted model's
+replies."""
 
 from __future__ import annotations
 
@@ -7,17 +8,14 @@ import contextlib
 import os
 import re
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from chat_shell.testing import Reply, default_responder
+from serve_support import Serve, script_env, write_home
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Never a downloaded browser: Debian's chromium, without sandbox (root in CI), GPU or any
@@ -31,8 +29,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCRIPT = Path(sys.executable).with_name("chat-shell")
-MODEL = "openai/scripted"
 SECOND_MODEL = "openai/second"
 
 # Untrusted text of every kind a model could use to run code or load something in the page.
@@ -87,62 +83,15 @@ def responder(request: dict[str, Any]) -> Reply:
     return default_responder(request)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Serve:
-    """`chat-shell serve` in a subprocess (access log on), on the scripted model; its output
-    goes to ``log_path``."""
-
-    def __init__(self, home: Path, upstream_url: str, env: Mapping[str, str] | None = None) -> None:
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (home / "config.toml").write_text(
-            f'model = "{MODEL}"\nretries = 0\n'
-            f'[models."{MODEL}"]\napi_base = "{upstream_url}"\napi_key = "sk-test-upstream"\n'
-            f'[models."{SECOND_MODEL}"]\napi_base = "{upstream_url}"\n'
-            'api_key = "sk-test-upstream"\n'
-            "[server]\nrate_limit_per_minute = 0\n"
-        )
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = home / "serve.log"
-        self._log = self.log_path.open("w")
-        environ = {**os.environ, "CHAT_SHELL_HOME": str(home), **(env or {})}
-        self.process = subprocess.Popen(
-            [str(SCRIPT), "serve", "--port", str(self.port)],
-            env=environ,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"chat-shell serve exited: {self.stop()}")
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"chat-shell serve did not start: {self.stop()}")
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.log()
+def web_serve(home: Path, upstream_url: str, **env: str) -> Serve:
+    """`chat-shell serve` (access log on) on the scripted model at ``upstream_url``, offering a
+    second model there too, without a rate limit; ``env``: more environment variables."""
+    tables = (
+        f'[models."{SECOND_MODEL}"]\napi_base = "{upstream_url}"\napi_key = "sk-test-upstream"\n'
+        "[server]\nrate_limit_per_minute = 0\n"
+    )
+    write_home(home, upstream_url, tables=tables, api_key="sk-test-upstream")
+    return Serve(script_env(home, **env))
 
 
 class DroppingProxy:
