@@ -133,7 +133,6 @@ def start_server(upstream: str, store: str, storage_url: str | None) -> Server:
         WRITES_FILES[port] = home / "writes"
     if store == "postgres" and storage_url:
         POSTGRES_URLS[port] = storage_url
-    server.wait_ready("/v1/health")
     return server
 
 
@@ -175,8 +174,10 @@ def main() -> None:
     servers: dict[str, Server] = {}
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in stores}
     try:
-        for name in stores:
+        for name in stores:  # all at once: start-up is slow on a busy machine
             servers[name] = start_server(upstream, name, storage_url)
+        for server in servers.values():
+            server.wait_ready("/v1/health", timeout=180)
         time.sleep(1)
         for name in stores:  # warm-up: imports, pools, first runs
             measure(servers[name], "ours", streams, tokens, 20)

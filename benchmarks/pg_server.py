@@ -29,12 +29,16 @@ __all__ = [
     "database",
     "given_url",
     "server",
+    "server_pid",
     "server_version",
     "unavailable",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_SCRIPT = ROOT / "tests" / "postgres" / "server.sh"
+
+
+_FOLDERS: dict[str, str] = {}  # URL of a throw-away server -> its folder
 
 
 class PostgresUnavailable(Exception):
@@ -63,12 +67,15 @@ def server(url: str | None = None) -> Iterator[str]:
         text=True,
         check=False,
     )
+    own = started.stdout.strip()
     try:
-        if started.returncode != 0 or not started.stdout.strip():
+        if started.returncode != 0 or not own:
             reason = (started.stderr.strip().splitlines() or [f"exit {started.returncode}"])[-1]
             raise PostgresUnavailable(f"a throw-away PostgreSQL could not be started: {reason}")
-        yield started.stdout.strip()
+        _FOLDERS[own] = folder
+        yield own
     finally:
+        _FOLDERS.pop(own, None)
         subprocess.run(
             ["bash", str(SERVER_SCRIPT), "stop", folder], capture_output=True, check=False
         )
@@ -105,6 +112,18 @@ def server_version(url: str) -> str:
     with psycopg.connect(url, autocommit=True) as connection:
         found = connection.execute("SHOW server_version").fetchone()
     return str(found[0]) if found else "?"
+
+
+def server_pid(base: str) -> int | None:
+    """The process id of a throw-away server's postmaster (its other processes are its
+    children), or ``None`` for a server given from outside."""
+    folder = _FOLDERS.get(base)
+    if folder is None:
+        return None
+    try:
+        return int((Path(folder) / "data" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def unavailable(metric: str, goal: str, reason: str) -> dict[str, Any]:
