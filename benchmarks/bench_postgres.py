@@ -163,11 +163,13 @@ def main(argv: list[str] | None = None) -> int:
             url = stack.enter_context(database(stack.enter_context(server())))
         except PostgresUnavailable as exc:
             print(exc, file=sys.stderr)
-            name, statistic, limit = GOALS[0]
-            goal = unavailable(
-                f"PostgreSQL history: {name}, {statistic[:3]}", f"≤ {limit:,.0f}", str(exc)
+            what, which, most = GOALS[0]
+            missed = unavailable(
+                f"PostgreSQL history: {what}, {which[:3]}", f"≤ {most:,.0f}", str(exc)
             )
-            print(json.dumps({"benchmark": "postgres history", "rows": [goal]}, ensure_ascii=False))
+            print(
+                json.dumps({"benchmark": "postgres history", "rows": [missed]}, ensure_ascii=False)
+            )
             return 0
 
         async def create() -> None:

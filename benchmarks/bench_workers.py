@@ -173,7 +173,8 @@ def main() -> None:
             version = pg_server.server_version(base)
         except pg_server.PostgresUnavailable as exc:
             print(exc, file=sys.stderr)
-            goal = pg_server.unavailable(metric, f"≥ {GOAL}× one worker", str(exc))
+            label = "throughput of `serve --workers 2` against one worker"
+            goal = pg_server.unavailable(label, f"≥ {GOAL}× one worker", str(exc))
             print(json.dumps({"benchmark": "workers", "rows": [goal]}, ensure_ascii=False))
             return
         postgres_pid = pg_server.server_pid(base)

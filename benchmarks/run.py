@@ -35,7 +35,9 @@ BENCHMARKS = [
     (["bench_postgres.py"], ["--quick"]),
     (["bench_cli.py", "--runs", "9"], ["--quick"]),
     (["bench_http.py", "--runs", "5"], ["--quick"]),
-    (["bench_runs.py", "--runs", "3"], ["--quick", "--stores", "memory"]),
+    (["bench_runs.py", "--runs", "3"], ["--quick", "--stores", "memory,postgres"]),
+    (["bench_follow.py", "--runs", "20"], ["--quick"]),
+    (["bench_workers.py", "--runs", "3"], ["--quick"]),
     (["bench_context.py", "--runs", "5"], ["--quick"]),
 ]
 SECTIONS = {
@@ -46,7 +48,9 @@ SECTIONS = {
     "postgres history": "Storage: PostgreSQL",
     "cli": "CLI: start-up, one-shot `query`, memory",
     "http": "HTTP server (`chat-shell serve`)",
-    "run stores": "Run stores (200 paced streams per store: server CPU per token, first event)",
+    "run stores": "Run stores (paced streams per store: server CPU per token, first event, writes)",
+    "follow lag": "Following a run across instances (PostgreSQL)",
+    "workers": "Many workers: `chat-shell serve --workers 2` against one (PostgreSQL, unpaced)",
     "context window": "Context window: token estimate, model table, fitting a request",
 }
 
@@ -75,15 +79,30 @@ METHOD = """\
 - **Bounded load.** Each load is a fixed number of streams of 200 tokens with a 300 s limit; the
   load generator is one asyncio httpx client in the benchmark process, on the same 2 cores as
   the server and the upstream.
+- **PostgreSQL.** The PostgreSQL benchmarks (history, the run store, the follow lag, many
+  workers) each start a throw-away server of their own (`tests/postgres/server.sh start DIR
+  --durable`: its own cluster, fsync on, 127.0.0.1, a free port; `benchmarks/pg_server.py`)
+  unless `CHAT_SHELL_BENCH_POSTGRES` names one, and work in a database of their own, dropped
+  after. The server runs on the same 2 cores as everything else, which no real deployment would
+  do. Without PostgreSQL's server programs their goals fail with the reason, never silently.
 - **Floors and peers.** Floors are the least code that does the job: a bare typer app
   (`floor_typer.py`), a bare httpx one-shot (`oneshot_httpx.py`), a bare FastAPI+httpx SSE relay
   (`relay_bare.py`). Peers: the `llm` CLI, a litellm one-shot (`oneshot_litellm.py`), a
   FastAPI+litellm relay (`relay_litellm.py`), bare `litellm.acompletion`.
 """
 
-# Measurements that can no longer be repeated (what they compared is gone), kept with the
-# commit they were made at; shown at the end of their benchmark's section.
+# Fixed notes shown at the end of their benchmark's section: how a benchmark measures what its
+# rows cannot say, and measurements that can no longer be repeated (what they compared is
+# gone), kept with the commit they were made at.
 RECORDED = {
+    "run stores": """\
+One `chat-shell serve` per run store (history in memory, `run_store = NAME`), the stores
+interleaved after a warm-up, medians of the runs (min–max); each load is 200 streams × 200
+tokens paced at 50 tokens/s (`--quick`: 50 × 50). The SQLite server counts its run store's write
+transactions (claims, the 50 ms flushes of all its runs, lease renewals, ends); for PostgreSQL
+every transaction its database committed is counted (`pg_stat_database`, read-only ones too), so
+that figure is an upper bound. The PostgreSQL run store is in a database of its own (see
+*Method*).""",
     "transport": """\
 **Before the change: chat-shell's own HTTP/1.1 client vs aiohttp.** Until commit `10a9117` the
 `openai/` client ran on a hand-written HTTP/1.1 client (`_http11.py`, 561 lines). Before it was
@@ -203,6 +222,53 @@ pass at ≈ 1.3–1.5×).** With 200 streams the upstream's writes reach the ser
 pieces, so fewer tokens share one read and one SSE write; chat-shell's fixed per-read and
 per-write work (the run → stream task hand-off, sse-starlette's send timeout) is then spread
 over fewer tokens, while the bare relay, one task per stream, has no such hand-off.""",
+    ),
+    (
+        "not measured, no PostgreSQL",
+        """\
+**Not measured: no PostgreSQL.** These goals need a PostgreSQL server and none could be had:
+the benchmark starts a throw-away one with PostgreSQL's server programs (`initdb`, `pg_ctl`;
+Debian: `apt-get install postgresql`), or uses the server named by `CHAT_SHELL_BENCH_POSTGRES`
+(its user needs the right to create databases). The reason is in the row's note.""",
+    ),
+    (
+        "postgres run store vs memory",
+        """\
+**Server CPU per token of the PostgreSQL run store (1.65× memory on 2026-12-01; goal 1.5×).**
+Measured with the database on the same 2 cores and other work running (load average 3–6):
+146.5 µs against 88.8 µs CPU per token at 200 paced streams. The store's work per run (the
+claim, the 50 ms batched flushes of all the process's runs, the notifications, lease renewals,
+the end) goes through psycopg in the server process; it has not yet been profiled apart from
+the rest. To be measured again on a quiet machine, the database on a machine of its own.""",
+    ),
+    (
+        "p99 time to first event, 200 paced streams, postgres",
+        """\
+**p99 time to first event with the PostgreSQL run store (≈ 3× the memory store's).** With 200
+streams starting at once, every run's claim (one run per session, enforced by the database) is a
+round trip to a database on the same 2 busy cores before its first event (2026-12-01: 7.8 s
+against 2.3 s for memory in the same rounds).""",
+    ),
+    (
+        "follow lag (a follower on B behind one on A), p99",
+        """\
+**Cross-instance follow lag.** An event reaches a follower on another instance after the running
+instance's flush (every 50 ms, one transaction for all its runs), the notification, and that
+instance's read of the new events; on a loaded machine each of them waits for a core. Measured
+2026-12-01 alone: p99 91.9 ms (p50 41.7, max 178.4; 2,000 events) at load average 3–6; the same
+while `bench_runs.py` ran alongside (load ≈ 6): p99 352.5 ms (p50 61.1, max 513.2). To be
+measured again on a quiet machine, the database on a machine of its own.""",
+    ),
+    (
+        "`serve --workers 2` vs one worker (PostgreSQL)",
+        """\
+**`--workers 2` against one worker (goal ≥ 1.6×).** The goal assumes two cores for two workers.
+On this 2-core machine the load generator (one asyncio process parsing every SSE event), the
+scripted upstream and PostgreSQL share those cores with the workers, and so does whatever else
+runs on the machine; the section's cores rows show where the CPU went, and its note how evenly
+the two workers shared the streams (they accept on one socket, and the kernel does not
+balance it: the worker that wakes first takes the connection). A ratio measured here is what
+two workers add on a machine with no core to spare, not what they add on cores of their own.""",
     ),
 ]
 
