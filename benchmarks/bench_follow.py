@@ -7,7 +7,7 @@ the run: ``pg_server.py``), the scripted upstream in this process; ``--runs`` ru
 of 100 tokens paced at 50 tokens/s after 2 for warm-up, each started on A and followed at once
 on A and on B by one asyncio client; the lag of an event is its arrival on B minus its arrival on
 A (one clock). Goal: p99 ≤ 100 ms. Without PostgreSQL the row fails with the reason.
-``--quick`` (for ``make bench-quick``): 5 runs after 1. Prints a markdown table, then one JSON
+``--quick`` (for ``make bench-quick``): 3 runs after 1. Prints a markdown table, then one JSON
 line.
 
     python benchmarks/bench_follow.py [--storage-url postgresql://…] [--runs 20] [--quick]
@@ -112,9 +112,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--storage-url", default=os.environ.get("CHAT_SHELL_BENCH_POSTGRES"))
-    parser.add_argument("--quick", action="store_true", help="5 runs after 1 for warm-up")
+    parser.add_argument("--quick", action="store_true", help="3 runs after 1 for warm-up")
     args = parser.parse_args()
-    runs, warmup = (5, 1) if args.quick else (args.runs, 2)
+    runs, warmup = (3, 1) if args.quick else (args.runs, 2)
 
     def responder(request: dict[str, Any]) -> Reply:
         return Reply.tokens(TOKENS, delay=0.02)

@@ -199,8 +199,9 @@ def main() -> None:
         for n, server in servers.items():
             wait_ready(server, n)
         time.sleep(2)  # every worker past its start-up
+        warmup = 20 if args.quick else streams
         for n in WORKERS:  # warm-up: imports, pools, prepared statements, in every worker
-            one_load(servers[n], upstream_process.pid, postgres_pid, min(streams, 50), tokens)
+            one_load(servers[n], upstream_process.pid, postgres_pid, warmup, tokens)
         for _ in range(runs):
             for n in WORKERS:
                 result = one_load(servers[n], upstream_process.pid, postgres_pid, streams, tokens)
