@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
+import sys
 import tempfile
 import urllib.parse
 import uuid
@@ -60,6 +62,9 @@ def server(url: str | None = None) -> Iterator[str]:
     if url:
         yield url
         return
+    # SIGTERM (a `timeout`, a stopped `make`) ends the benchmark as an exception does, so the
+    # server is stopped and its folder removed rather than left running
+    previous = signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(128 + sig))
     folder = tempfile.mkdtemp(prefix="chat-shell-bench-pg-")
     started = subprocess.run(
         ["bash", str(SERVER_SCRIPT), "start", folder, "--durable"],
@@ -79,6 +84,7 @@ def server(url: str | None = None) -> Iterator[str]:
         subprocess.run(
             ["bash", str(SERVER_SCRIPT), "stop", folder], capture_output=True, check=False
         )
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

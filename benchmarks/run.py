@@ -416,21 +416,31 @@ def run_script(command: list[str], timeout: float) -> dict[str, Any]:
     script = HERE / command[0]
     started = time.perf_counter()
     print(f"running {' '.join(command)} …", file=sys.stderr, flush=True)
-    try:
-        done = subprocess.run(
-            [sys.executable, str(script), *command[1:]],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"benchmark": command[0], "error": f"timed out after {timeout:.0f} s", "rows": []}
+    with subprocess.Popen(
+        [sys.executable, str(script), *command[1:]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as done:
+        try:
+            stdout, stderr = done.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            done.terminate()  # SIGTERM first: the script stops the servers it started
+            try:
+                done.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                done.kill()
+                done.communicate()
+            return {
+                "benchmark": command[0],
+                "error": f"timed out after {timeout:.0f} s",
+                "rows": [],
+            }
     spent = time.perf_counter() - started
     print(f"  {command[0]}: {spent:.0f} s", file=sys.stderr, flush=True)
-    lines = done.stdout.strip().splitlines()
+    lines = stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
-        error = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+        error = stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
         return {"benchmark": command[0], "error": error[0], "rows": [], "seconds": spent}
     result: dict[str, Any] = json.loads(lines[-1])
     result["seconds"] = round(spent, 1)
