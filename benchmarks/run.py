@@ -1,7 +1,7 @@
 """Run the benchmarks and write docs/benchmarks.md (and benchmarks/results/latest.json).
 
-    python benchmarks/run.py            # what `make bench` runs (~6 minutes here)
-    python benchmarks/run.py --quick    # what `make bench-quick` runs (≤ 2 minutes): smaller
+    python benchmarks/run.py            # what `make bench` runs (~9 minutes here)
+    python benchmarks/run.py --quick    # what `make bench-quick` runs (~3 minutes): smaller
                                         # runs, table printed, results/quick.json; docs untouched
 
 Each benchmark script prints one JSON object with ``rows`` (and optional extra ``tables``) as its
@@ -58,7 +58,7 @@ METHOD = """\
 ## Method
 
 - **One command.** `make bench` runs `python benchmarks/run.py`; `make bench-quick` runs it with
-  `--quick` (fewer runs, a smaller database, a smaller HTTP matrix; ≤ 2 minutes, prints the table
+  `--quick` (fewer runs, a smaller database, a smaller HTTP matrix; ~3 minutes, prints the table
   and writes `benchmarks/results/quick.json`, leaving this page alone). Peers (`llm`) live in
   their own venv, `benchmarks/.venv-peers`, made on first use with `uv venv` + `uv pip install
   llm`; they are never project dependencies. litellm, FastAPI, uvicorn and typer are already in
@@ -449,7 +449,7 @@ def run_script(command: list[str], timeout: float) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the ≤ 2-minute subset")
+    parser.add_argument("--quick", action="store_true", help="the ~3-minute subset")
     parser.add_argument("--only", help="run only the scripts whose name contains this")
     parser.add_argument(
         "--render", action="store_true", help="only rewrite the page from results/latest.json"
