@@ -49,7 +49,7 @@ lint: install  ## ruff (lint and format), mypy over the packages, tests, benchma
 bench: install  ## run the benchmarks vs their peers (~9 min) and rewrite docs/benchmarks.md
 	UV=$(UV) $(UV) run --frozen python benchmarks/run.py
 
-bench-quick: install  ## a ~3-minute subset of the benchmarks (prints the table only)
+bench-quick: install  ## a shorter subset of the benchmarks, ~7 min here (prints the table only)
 	UV=$(UV) $(UV) run --frozen python benchmarks/run.py --quick
 
 docs: install  ## check that every example in README.md and docs/ runs

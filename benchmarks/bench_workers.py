@@ -288,10 +288,10 @@ def main() -> None:
         f" and runs in PostgreSQL {version} ({where}, a database per server, on the same"
         f" machine). This machine has {cores} cores, and during a load the load generator (one"
         " asyncio process parsing every SSE event), the scripted upstream and PostgreSQL run on"
-        " them too: two workers cannot have a core each, so the ratio here is a floor of what"
-        " two workers give on cores of their own, not a measure of it (the cores rows show"
-        f" where the CPU went). The busiest of the two workers did {share:.0%} of the server's"
-        " CPU (50 %: an even split)"
+        " them too: two workers cannot have a core each, so the ratio says what a second worker"
+        " adds on a machine with no core to spare, not what it adds on cores of its own (the"
+        f" cores rows show where the CPU went). The busiest of the two workers did {share:.0%}"
+        " of the server's CPU (50 %: an even split)"
     )
     print("| metric | --workers 2 | one worker | ratio | unit | goal | pass |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -1,7 +1,7 @@
 """Run the benchmarks and write docs/benchmarks.md (and benchmarks/results/latest.json).
 
-    python benchmarks/run.py            # what `make bench` runs (~9 minutes here)
-    python benchmarks/run.py --quick    # what `make bench-quick` runs (~3 minutes): smaller
+    python benchmarks/run.py            # what `make bench` runs (~9 minutes here; more when busy)
+    python benchmarks/run.py --quick    # what `make bench-quick` runs (~7 minutes here): smaller
                                         # runs, table printed, results/quick.json; docs untouched
 
 Each benchmark script prints one JSON object with ``rows`` (and optional extra ``tables``) as its
@@ -58,8 +58,8 @@ METHOD = """\
 ## Method
 
 - **One command.** `make bench` runs `python benchmarks/run.py`; `make bench-quick` runs it with
-  `--quick` (fewer runs, a smaller database, a smaller HTTP matrix; ~3 minutes, prints the table
-  and writes `benchmarks/results/quick.json`, leaving this page alone). Peers (`llm`) live in
+  `--quick` (fewer runs, a smaller database, a smaller HTTP matrix; ~7 minutes here, prints the
+  table and writes `benchmarks/results/quick.json`, leaving this page alone). Peers (`llm`) live in
   their own venv, `benchmarks/.venv-peers`, made on first use with `uv venv` + `uv pip install
   llm`; they are never project dependencies. litellm, FastAPI, uvicorn and typer are already in
   the workspace.
@@ -262,13 +262,17 @@ measured again on a quiet machine, the database on a machine of its own.""",
     (
         "`serve --workers 2` vs one worker (PostgreSQL)",
         """\
-**`--workers 2` against one worker (goal ≥ 1.6×).** The goal assumes two cores for two workers.
+**`--workers 2` against one worker (goal ≥ 1.6×).** The goal assumes a core for each worker.
 On this 2-core machine the load generator (one asyncio process parsing every SSE event), the
-scripted upstream and PostgreSQL share those cores with the workers, and so does whatever else
-runs on the machine; the section's cores rows show where the CPU went, and its note how evenly
-the two workers shared the streams (they accept on one socket, and the kernel does not
-balance it: the worker that wakes first takes the connection). A ratio measured here is what
-two workers add on a machine with no core to spare, not what they add on cores of their own.""",
+scripted upstream and PostgreSQL share the cores with the workers, and so does whatever else
+runs on the machine. The section's cores rows say which limit a run met: when the whole machine
+is near 2 cores busy, the workers were short of cores; when it is not and one worker's own row
+is below 1 core, one worker was not CPU-bound either and the limit lies elsewhere (the database
+round trips of each stream, the load generator), not yet investigated. The note says how evenly
+the two workers shared the load (they accept on one socket; the kernel does not balance it). A
+ratio measured here is what a second worker adds on a machine with no core to spare, not what
+it adds on cores of its own; to be measured again with the database and the load generator on
+machines of their own.""",
     ),
 ]
 
@@ -449,7 +453,7 @@ def run_script(command: list[str], timeout: float) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the ~3-minute subset")
+    parser.add_argument("--quick", action="store_true", help="the shorter subset")
     parser.add_argument("--only", help="run only the scripts whose name contains this")
     parser.add_argument(
         "--render", action="store_true", help="only rewrite the page from results/latest.json"
