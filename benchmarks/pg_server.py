@@ -57,23 +57,32 @@ def given_url() -> str | None:
 @contextlib.contextmanager
 def server(url: str | None = None) -> Iterator[str]:
     """The URL of a server: ``url``, the environment's, else a throw-away one (stopped and
-    removed on exit)."""
-    url = url or given_url()
-    if url:
-        yield url
-        return
-    # SIGTERM (a `timeout`, a stopped `make`) ends the benchmark as an exception does, so the
-    # server is stopped and its folder removed rather than left running
+    removed on exit). Meanwhile SIGTERM (a ``timeout``, a stopped ``make``) ends the benchmark
+    as an exception does, so what it started is stopped rather than left running."""
     previous = signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(128 + sig))
-    folder = tempfile.mkdtemp(prefix="chat-shell-bench-pg-")
-    started = subprocess.run(
-        ["bash", str(SERVER_SCRIPT), "start", folder, "--durable"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    own = started.stdout.strip()
     try:
+        url = url or given_url()
+        if url:
+            yield url
+        else:
+            with _throwaway() as own:
+                yield own
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _throwaway() -> Iterator[str]:
+    folder = tempfile.mkdtemp(prefix="chat-shell-bench-pg-")
+    own = ""
+    try:
+        started = subprocess.run(
+            ["bash", str(SERVER_SCRIPT), "start", folder, "--durable"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        own = started.stdout.strip()
         if started.returncode != 0 or not own:
             reason = (started.stderr.strip().splitlines() or [f"exit {started.returncode}"])[-1]
             raise PostgresUnavailable(f"a throw-away PostgreSQL could not be started: {reason}")
@@ -84,7 +93,6 @@ def server(url: str | None = None) -> Iterator[str]:
         subprocess.run(
             ["bash", str(SERVER_SCRIPT), "stop", folder], capture_output=True, check=False
         )
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
