@@ -46,10 +46,10 @@ lint: install  ## ruff (lint and format), mypy over the packages, tests, benchma
 	@# each test folder's conftest.py on its own: mypy cannot hold two modules named conftest
 	for conftest in tests/*/conftest.py; do $(UV) run --frozen mypy "$$conftest" || exit 1; done
 
-bench: install  ## run the benchmarks vs their peers (~6 min) and rewrite docs/benchmarks.md
+bench: install  ## run the benchmarks vs their peers (~9 min) and rewrite docs/benchmarks.md
 	UV=$(UV) $(UV) run --frozen python benchmarks/run.py
 
-bench-quick: install  ## a <= 2-minute subset of the benchmarks (prints the table only)
+bench-quick: install  ## a shorter subset of the benchmarks, ~7 min here (prints the table only)
 	UV=$(UV) $(UV) run --frozen python benchmarks/run.py --quick
 
 docs: install  ## check that every example in README.md and docs/ runs

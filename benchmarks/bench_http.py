@@ -84,10 +84,10 @@ class Server:
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
 
-    def wait_ready(self, path: str) -> None:
+    def wait_ready(self, path: str, timeout: float = 60) -> None:
         import httpx
 
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"{self.name} exited with {self.process.returncode}")

@@ -8,18 +8,21 @@ a warm-up; medians of the runs. The first store is the reference the others are 
 
     python benchmarks/bench_runs.py [--runs 3] [--stores memory,sqlite] [--quick]
 
-A store that is not installed is left out with a note on stderr. PostgreSQL needs
-``--storage-url postgresql://…`` (its stores take the URL as the history does).
-Database writes per 10 tokens: the SQLite server counts its run store's write transactions; for
-PostgreSQL the database's committed transactions are read from ``pg_stat_database`` (every
-transaction, read-only ones too: an upper bound; give the benchmark a database of its own).
-``--quick``: one round of 50 paced streams × 50 tokens (for ``make bench-quick``).
+The PostgreSQL run store works in a database of its own on the server given by ``--storage-url``
+(or ``CHAT_SHELL_BENCH_POSTGRES``), else on a throw-away server started for the run
+(``pg_server.py``: ``tests/postgres/server.sh start DIR --durable``). A store that is not
+installed, or a PostgreSQL that cannot be had, is a row that fails with the reason, never a
+silent omission. Database writes per 10 tokens: the SQLite server counts its run store's write
+transactions; for PostgreSQL the database's committed transactions are read from
+``pg_stat_database`` (every transaction, read-only ones too: an upper bound).
+``--quick``: one round of 50 paced streams × 50 tokens, after a warm-up (for ``make bench-quick``).
 Prints a markdown table, then one JSON object with the rows as the last line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pg_server
 from bench_http import Server, free_port, measure, p, row
 
 # The SQLite server, with its run store's write transactions counted (each one BEGIN IMMEDIATE
@@ -129,7 +133,6 @@ def start_server(upstream: str, store: str, storage_url: str | None) -> Server:
         WRITES_FILES[port] = home / "writes"
     if store == "postgres" and storage_url:
         POSTGRES_URLS[port] = storage_url
-    server.wait_ready("/v1/health")
     return server
 
 
@@ -142,15 +145,25 @@ def main() -> None:
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     streams, tokens = (50, 50) if args.quick else (200, 200)
-    stores = []
+    stores: list[str] = []
+    missing: dict[str, str] = {}  # store -> why it was not measured
     for name in args.stores.split(","):
         if not installed(name):
-            print(f"run store {name!r} is not installed: left out", file=sys.stderr)
-        elif name == "postgres" and not args.storage_url:
-            print("postgres: no --storage-url (or CHAT_SHELL_BENCH_POSTGRES): left out",
-                  file=sys.stderr)  # fmt: skip
+            missing[name] = f"the {name!r} run store is not installed"
         else:
             stores.append(name)
+    stack = contextlib.ExitStack()
+    storage_url = None
+    if "postgres" in stores:
+        try:
+            storage_url = stack.enter_context(
+                pg_server.database(stack.enter_context(pg_server.server(args.storage_url)))
+            )
+        except pg_server.PostgresUnavailable as exc:
+            stores.remove("postgres")
+            missing["postgres"] = str(exc)
+    for name, reason in missing.items():
+        print(f"run store {name}: not measured: {reason}", file=sys.stderr)
     upstream_process = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("bench_http.py")), "--upstream-port", "0"],
         stdout=subprocess.PIPE,
@@ -161,8 +174,10 @@ def main() -> None:
     servers: dict[str, Server] = {}
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in stores}
     try:
-        for name in stores:
-            servers[name] = start_server(upstream, name, args.storage_url)
+        for name in stores:  # all at once: start-up is slow on a busy machine
+            servers[name] = start_server(upstream, name, storage_url)
+        for server in servers.values():
+            server.wait_ready("/v1/health", timeout=180)
         time.sleep(1)
         for name in stores:  # warm-up: imports, pools, first runs
             measure(servers[name], "ours", streams, tokens, 20)
@@ -189,6 +204,7 @@ def main() -> None:
             server.stop()
         upstream_process.terminate()
         upstream_process.wait()
+        stack.close()
 
     rows = []
     reference = stores[0] if stores else None
@@ -236,6 +252,11 @@ def main() -> None:
                     digits=3,
                 )
             )
+            if name == "postgres":
+                rows[-1]["note"] = (
+                    "the PostgreSQL store's database writes are every transaction its database"
+                    " committed (`pg_stat_database`, read-only ones included): an upper bound"
+                )
         completed = [s["completed"] for s in samples[name]]
         rows.append(
             row(
@@ -248,8 +269,12 @@ def main() -> None:
                 digits=0,
             )
         )
+    for name, reason in missing.items():
+        limit = goals.get(name)
+        goal = f"≤ {limit}× {reference}" if limit else "measured"
+        rows.append(pg_server.unavailable(f"{name} run store", goal, reason))
     for item in rows:
-        print(f"| {item['metric']} | {item['ours']} {item['unit']} | {item['goal']} |")
+        print(f"| {item['metric']} | {item.get('ours', '—')} {item['unit']} | {item['goal']} |")
     print(json.dumps({"benchmark": "run stores", "rows": rows}))
 
 
