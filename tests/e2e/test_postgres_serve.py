@@ -154,7 +154,10 @@ def test_two_instances_share_runs(
 
             # kill -9 of A mid-run: B marks the run interrupted, the partial answer kept
             lost = start_run(url_a, "crash")
-            time.sleep(1)  # let A flush some of the answer to the database
+            for _ in range(1200):  # until A has flushed some of the answer to the database
+                if client.get(f"{url_b}/v1/response/{lost}").json()["content"]:
+                    break
+                time.sleep(0.05)
             a.kill()
             for _ in range(1200):
                 info = client.get(f"{url_b}/v1/response/{lost}").json()
@@ -162,7 +165,12 @@ def test_two_instances_share_runs(
                     break
                 time.sleep(0.05)
             assert info["status"] == "interrupted"
-            history = client.get(f"{url_b}/v1/sessions/crash/history").json()["messages"]
+            # the sweeper ends the run, then stores its partial answer
+            for _ in range(1200):
+                history = client.get(f"{url_b}/v1/sessions/crash/history").json()["messages"]
+                if len(history) > 1:
+                    break
+                time.sleep(0.05)
             assert [m["role"] for m in history] == ["user", "assistant"]
             assert history[-1]["metadata"]["status"] == "interrupted"
             assert history[-1]["content"]
