@@ -12,9 +12,9 @@ The PostgreSQL run store works in a database of its own on the server given by `
 (or ``CHAT_SHELL_BENCH_POSTGRES``), else on a throw-away server started for the run
 (``pg_server.py``: ``tests/postgres/server.sh start DIR --durable``). A store that is not
 installed, or a PostgreSQL that cannot be had, is a row that fails with the reason, never a
-silent omission. Database writes per 10 tokens: the SQLite server counts its run store's write
-transactions; for PostgreSQL the database's committed transactions are read from
-``pg_stat_database`` (every transaction, read-only ones too: an upper bound).
+silent omission. Database writes per 10 tokens: the server counts its run store's write
+transactions (SQLite), or every transaction and single statement its run store sends
+(PostgreSQL: the reads too, so an upper bound).
 ``--quick``: one round of 50 paced streams × 50 tokens, after a warm-up (for ``make bench-quick``).
 Prints a markdown table, then one JSON object with the rows as the last line.
 """
@@ -37,18 +37,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pg_server
 from bench_http import Server, free_port, measure, p, row
 
-# The SQLite server, with its run store's write transactions counted (each one BEGIN IMMEDIATE
-# … COMMIT: claims, flushes, lease renewals, ends) and the count written to a file every 0.2 s:
-# what "database writes per 10 tokens" is measured from. Nothing else of the server changes.
+# The server, with its run store's database work counted and the count written to a file every
+# 0.2 s: what "database writes per 10 tokens" is measured from. SQLite: each write transaction
+# (BEGIN IMMEDIATE … COMMIT: claims, flushes, lease renewals, ends); PostgreSQL: each
+# transaction or single statement the store sends (writes and reads: an upper bound). Nothing
+# else of the server changes.
 COUNTING_SERVER = """
 import os, sys, threading, time
-import chat_shell_sqlite._run_store as runs
 count = [0]
-original = runs.SQLiteRunStore._write
-async def counted(self, fn):
-    count[0] += 1
-    return await original(self, fn)
-runs.SQLiteRunStore._write = counted
+if os.environ["BENCH_STORE"] == "sqlite":
+    import chat_shell_sqlite._run_store as runs
+    original = runs.SQLiteRunStore._write
+    async def counted(self, fn):
+        count[0] += 1
+        return await original(self, fn)
+    runs.SQLiteRunStore._write = counted
+else:
+    import chat_shell_postgres._runs as runs
+    opened = runs.PostgresRunStore._transaction
+    def counted(self, **options):
+        count[0] += 1
+        return opened(self, **options)
+    runs.PostgresRunStore._transaction = counted
 def report():
     while True:
         with open(os.environ["BENCH_WRITES_FILE"] + ".tmp", "w") as out:
@@ -60,32 +70,13 @@ from chat_shell_http.__main__ import main
 main(sys.argv[1:])
 """
 
-
+COUNTED = ("sqlite", "postgres")
 WRITES_FILES: dict[int, Path] = {}  # port of a counting server -> its count file
-POSTGRES_URLS: dict[int, str] = {}  # port of a PostgreSQL-store server -> its database
-
-
-def postgres_commits(url: str) -> int:
-    """Transactions committed in ``url``'s database so far (PostgreSQL's own statistics, which
-    it publishes about once a second: read after a pause). Every transaction counts, the
-    read-only ones (follower polls, the statistics query itself) too, so the figure made of
-    it can only be too high."""
-    import psycopg
-
-    time.sleep(1.5)
-    with psycopg.connect(url, autocommit=True) as connection:
-        found = connection.execute(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
-        ).fetchone()
-    return int(found[0]) if found else 0
 
 
 def writes(server: Server) -> int | None:
-    """The SQLite server's write transactions so far, or the PostgreSQL database's committed
-    transactions (``None`` for other stores)."""
-    url = POSTGRES_URLS.get(server.port)
-    if url is not None:
-        return postgres_commits(url)
+    """The server's count of its run store's database work so far (``None`` for the memory
+    store)."""
     path = WRITES_FILES.get(server.port)
     if path is None:
         return None
@@ -124,16 +115,13 @@ def start_server(upstream: str, store: str, storage_url: str | None) -> Server:
     env = {**os.environ, "CHAT_SHELL_HOME": str(home)}
     port = free_port()
     command = [sys.executable, "-m", "chat_shell_http", "--port", str(port)]
-    if store == "sqlite":
+    if store in COUNTED:
         env["BENCH_WRITES_FILE"] = str(home / "writes")
+        env["BENCH_STORE"] = store
         (home / "writes").write_text("0")
         command = [sys.executable, "-c", COUNTING_SERVER, "--port", str(port)]
-    server = Server(f"chat-shell serve ({store} runs)", command, port, env)
-    if store == "sqlite":
         WRITES_FILES[port] = home / "writes"
-    if store == "postgres" and storage_url:
-        POSTGRES_URLS[port] = storage_url
-    return server
+    return Server(f"chat-shell serve ({store} runs)", command, port, env)
 
 
 def main() -> None:
@@ -240,7 +228,7 @@ def main() -> None:
         )
         if name in ("sqlite", "postgres"):
             per_10 = [s["writes_per_10_tokens"] for s in samples[name]]
-            what = "write transactions" if name == "sqlite" else "transactions (all)"
+            what = "write transactions" if name == "sqlite" else "transactions and statements"
             rows.append(
                 row(
                     f"database {what} per 10 tokens, {streams} paced streams, {name} run store",
@@ -254,8 +242,8 @@ def main() -> None:
             )
             if name == "postgres":
                 rows[-1]["note"] = (
-                    "the PostgreSQL store's database writes are every transaction its database"
-                    " committed (`pg_stat_database`, read-only ones included): an upper bound"
+                    "the PostgreSQL store's database writes are every transaction and single"
+                    " statement it sent, counted in the server (reads included): an upper bound"
                 )
         completed = [s["completed"] for s in samples[name]]
         rows.append(

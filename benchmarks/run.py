@@ -99,9 +99,9 @@ RECORDED = {
 One `chat-shell serve` per run store (history in memory, `run_store = NAME`), the stores
 interleaved after a warm-up, medians of the runs (min–max); each load is 200 streams × 200
 tokens paced at 50 tokens/s (`--quick`: 50 × 50). The SQLite server counts its run store's write
-transactions (claims, the 50 ms flushes of all its runs, lease renewals, ends); for PostgreSQL
-every transaction its database committed is counted (`pg_stat_database`, read-only ones too), so
-that figure is an upper bound. The PostgreSQL run store is in a database of its own (see
+transactions (claims, the 50 ms flushes of all its runs, lease renewals, ends); the PostgreSQL
+server counts every transaction and single statement its run store sends (reads too), so that
+figure is an upper bound. The PostgreSQL run store is in a database of its own (see
 *Method*).""",
     "transport": """\
 **Before the change: chat-shell's own HTTP/1.1 client vs aiohttp.** Until commit `10a9117` the
@@ -129,25 +129,30 @@ CAUSES: list[tuple[str, str]] = [
     (
         "p99 time to first event, 200 paced streams",
         """\
-**p99 time to first event of 200 paced streams (≈ 2–4 s; goal 500 ms).** Missed by the memory
-run store as much as by SQLite (2026-12-01: 3.8 s and 4.0 s at load average ≈ 13 on 2 cores;
-2.6 s and 2.1 s earlier, less loaded), so not a cost of a store: 200 streams start at once
-against the server, the scripted upstream and the load generator on the same 2 shared cores. A
-SQLite claim is one small transaction and first events are served from memory before any flush.
-To be measured again on a quiet machine.""",
+**p99 time to first event of 200 paced streams (≈ 1.5–4 s; goal 500 ms).** Missed by every
+run store alike, so not a cost of a store: on 2026-12-01 16:40, 1.68 s memory, 1.57 s SQLite,
+1.51 s PostgreSQL in the same rounds. 200 streams start at once against the server, the scripted
+upstream and the load generator on the same 2 shared cores, and the first event is the first
+token, so it waits for all of them. That run's HTTP section shows the floor: the bare
+FastAPI+httpx relay's own p99 time to first event was 2.98 s, and its CPU per unpaced token
+89.8 µs against 24.3 µs on 2026-11-27 (when chat-shell's 200 paced streams met the goal at
+0.38 s): the cores did about a quarter of the work per second they had done. A claim is one
+small statement (SQLite) or goes with the other claims of its burst in one (PostgreSQL), and
+first events are served from memory before any flush.""",
     ),
     (
         "PostgreSQL (",
         """\
-**PostgreSQL get_history of 100 messages with 1,000,000 stored (≈ 2.2–6.5 ms p50; goal 2 ms).**
-Measured on the 2-core machine that also runs the PostgreSQL server and, during these runs, a
-load average of 8–9 from other work; the same call measured 2.2–2.6 ms p50 on 100,000 messages
-in quieter moments. Each call is two round trips to the server (the pool's liveness check, then
-the one SELECT on the `(session_id, id)` index; reads run without BEGIN/COMMIT, which halved it)
-plus building 100 `Message` objects (≈ 0.26 ms in the SQLite rows). chat-shell's own CPU per call
-is in the notes (≈ 1.9 ms under that load). What remains to try on a quiet machine: dropping the
-liveness check (and retrying a read once on a broken connection instead), and a server on its
-own cores, as in any real deployment.""",
+**PostgreSQL get_history of 100 messages with 1,000,000 stored (2.4 ms p50 on 2026-12-01 16:40;
+goal 2 ms).** One round trip: the pool checks an idle connection by polling its socket (the
+query-per-checkout liveness check is gone) and the read is one SELECT on the `(session_id, id)`
+index without BEGIN/COMMIT. The rest is chat-shell's CPU (≈ 1.56 ms a call in that run):
+psycopg reading 100 rows × 8 columns (≈ 0.4–0.6 ms), building 100 `Message` objects (the same
+code as SQLite's; its building row took 0.99 ms in that run) and the pool's and driver's fixed
+cost (≈ 0.2 ms for a `SELECT 1`). That run's machine was slow: SQLite's get_history took
+1.84 ms p50 there against 0.47 ms on 2026-11-27, and the bare relay's CPU per token was 3.7× its
+figure then (see the first-event cause above), so on the cores of 2026-11-27 the call would be
+well under the goal. The database was on the same 2 cores; in a deployment it has its own.""",
     ),
     (
         "start-up:",
@@ -234,20 +239,23 @@ Debian: `apt-get install postgresql`), or uses the server named by `CHAT_SHELL_B
     (
         "postgres run store vs memory",
         """\
-**Server CPU per token of the PostgreSQL run store (1.65× memory on 2026-12-01; goal 1.5×).**
-Measured with the database on the same 2 cores and other work running (load average 3–6):
-146.5 µs against 88.8 µs CPU per token at 200 paced streams. The store's work per run (the
-claim, the 50 ms batched flushes of all the process's runs, the notifications, lease renewals,
-the end) goes through psycopg in the server process; it has not yet been profiled apart from
-the rest. To be measured again on a quiet machine, the database on a machine of its own.""",
+**Server CPU per token of the PostgreSQL run store (goal ≤ 1.5× memory).** It was 1.65–1.75×
+until 2026-12-01, when a profile (py-spy) showed the store's per-run statements: a flush of
+200 runs was ≈ 800 statements (lock, insert, update, notify per run) plus a parse and a deep
+copy of each run's stored summary, and every pooled checkout cost a liveness query. Since then a
+flush, and the end of a burst of runs, is four statements whatever the number of runs, the
+summary's progress is merged into the stored JSON by the database, bursts of claims go in one
+statement, and a checkout polls the socket instead: 1.03× memory in the 16:40 run. If it
+misses again, profile the server under this load (`py-spy record -p PID`) and look at the
+`PostgresRunStore` frames.""",
     ),
     (
         "p99 time to first event, 200 paced streams, postgres",
         """\
-**p99 time to first event with the PostgreSQL run store (≈ 3× the memory store's).** With 200
-streams starting at once, every run's claim (one run per session, enforced by the database) is a
-round trip to a database on the same 2 busy cores before its first event (2026-12-01: 7.8 s
-against 2.3 s for memory in the same rounds).""",
+**p99 time to first event with the PostgreSQL run store.** It was ≈ 3× the memory store's
+(7.8 s against 2.3 s) while each of 200 simultaneous claims took a pooled connection in turn;
+claims that arrive together now go to the database in one statement, and it is the memory
+store's (1.51 s against 1.68 s in the 16:40 run): see the cause above for why both miss.""",
     ),
     (
         "follow lag (a follower on B behind one on A), p99",
@@ -262,7 +270,11 @@ measured again on a quiet machine, the database on a machine of its own.""",
     (
         "`serve --workers 2` vs one worker (PostgreSQL)",
         """\
-**`--workers 2` against one worker (goal ≥ 1.6×).** The goal assumes a core for each worker.
+**`--workers 2` against one worker (goal ≥ 1.6×; 1.33× on 2026-12-01 16:40).** The goal
+assumes a core for each worker. In that run the whole machine had 1.86 of its 2 cores busy with
+two workers (1.42 with one), the serve processes 1.09 cores (0.81), the load generator and the
+upstream ≈ 0.5 and PostgreSQL the rest; the CPU per token was the same for one worker and two
+(141.5 and 141.7 µs), so a second worker costs nothing per token and was short of cores.
 On this 2-core machine the load generator (one asyncio process parsing every SSE event), the
 scripted upstream and PostgreSQL share the cores with the workers, and so does whatever else
 runs on the machine. The section's cores rows say which limit a run met: when the whole machine

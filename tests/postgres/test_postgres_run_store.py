@@ -287,3 +287,28 @@ async def test_a_pooled_connection_the_server_ended_is_replaced_before_use(
         assert second[0] != first[0]
     finally:
         await pool.close()
+
+
+async def test_a_flush_of_many_runs_with_long_ids_notifies_in_several_payloads(
+    stores: tuple[PostgresRunStore, PostgresRunStore],
+) -> None:
+    """A notification's payload is limited to 8,000 bytes: news of many runs is split, and a
+    run id that JSON escapes (here six bytes a character) is counted as escaped."""
+    one, two = stores
+    runs = [
+        _info(f"long{n}").model_copy(update={"run_id": f"run_{n}_" + "é" * 150})
+        for n in range(60)
+    ]
+    for info in runs:
+        await one.create_run(info, lease_seconds=30)
+    last = runs[-1]
+    followed = asyncio.create_task(_collect(two.follow(last.run_id)))
+    await asyncio.sleep(0.2)  # the follower has read nothing yet, and waits for news
+    await one.append_batches([(info.run_id, [_event(info, 0)], None) for info in runs])
+    done = last.model_copy(update={"status": "completed", "finished_at": time.time()})
+    await one.finish_run(last.run_id, [_event(last, 1, EventType.COMPLETE)], done)
+    # with a 600 s poll, only the notifications can have ended this in time
+    events = await asyncio.wait_for(followed, 30)
+    assert [event.seq for event in events] == [0, 1]
+    for info in runs[:-1]:
+        assert [e.seq for e in await two.read_events(info.run_id)] == [0]
