@@ -296,8 +296,7 @@ async def test_a_flush_of_many_runs_with_long_ids_notifies_in_several_payloads(
     run id that JSON escapes (here six bytes a character) is counted as escaped."""
     one, two = stores
     runs = [
-        _info(f"long{n}").model_copy(update={"run_id": f"run_{n}_" + "é" * 150})
-        for n in range(60)
+        _info(f"long{n}").model_copy(update={"run_id": f"run_{n}_" + "é" * 150}) for n in range(60)
     ]
     for info in runs:
         await one.create_run(info, lease_seconds=30)
