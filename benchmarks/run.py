@@ -141,7 +141,8 @@ work per second they had done; the code measured here is what met the goals then
         """\
 **p99 time to first event of 200 paced streams (≈ 1.5–4 s; goal 500 ms).** Missed by every
 run store alike, so not a cost of a store: on 2026-12-01, 1.29 s memory, 1.18 s SQLite,
-1.61 s PostgreSQL in the same rounds (1.68, 1.57 and 1.51 s in an earlier run that day). 200 streams start at once against the server, the scripted
+1.61 s PostgreSQL in the same rounds (1.68, 1.57 and 1.51 s in an earlier run that day).
+200 streams start at once against the server, the scripted
 upstream and the load generator on the same 2 shared cores, and the first event is the first
 token, so it waits for all of them. That run's HTTP section shows the floor: the bare
 FastAPI+httpx relay's own p99 time to first event was 2.98 s, and its CPU per unpaced token
