@@ -311,3 +311,40 @@ async def test_a_flush_of_many_runs_with_long_ids_notifies_in_several_payloads(
     assert [event.seq for event in events] == [0, 1]
     for info in runs[:-1]:
         assert [e.seq for e in await two.read_events(info.run_id)] == [0]
+
+
+async def test_a_claim_whose_caller_gives_up_is_taken_back(
+    postgres_url: str, stores: tuple[PostgresRunStore, PostgresRunStore]
+) -> None:
+    """A caller cancelled while its claim waits behind a batch takes it out; one cancelled while
+    its claim is written has it deleted afterwards: no run nobody runs holds a session."""
+    one, two = stores
+    first, second = _info("held-by-admin"), _info("queued")
+    with psycopg.connect(postgres_url) as admin:  # a transaction left open: the batch waits
+        admin.execute(
+            "INSERT INTO chat_shell_runs (run_id, session_id, info) VALUES ('run_admin',"
+            " 'held-by-admin', '{}')"
+        )
+        written = asyncio.create_task(one.create_run(first, lease_seconds=30))
+        await asyncio.sleep(0.5)  # its statement now waits for the admin's row
+        queued = asyncio.create_task(one.create_run(second, lease_seconds=30))
+        await asyncio.sleep(0.1)
+        queued.cancel()
+        written.cancel()
+        admin.rollback()  # the first claim's statement goes through, for a caller that is gone
+    for task in (written, queued):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        for _ in range(100):
+            (left,) = admin.execute(
+                "SELECT count(*) FROM chat_shell_runs WHERE run_id = ANY(%s)",
+                ([first.run_id, second.run_id],),
+            ).fetchone() or (0,)
+            if not left:
+                break
+            await asyncio.sleep(0.1)
+    assert left == 0
+    assert await two.session_run("held-by-admin") is None
+    again = await two.create_run(_info("held-by-admin"), lease_seconds=30)
+    assert await one.session_run("held-by-admin") == again.run_id

@@ -28,10 +28,19 @@ class Batches(Generic[T, R]):
     exception for that item alone. If ``write`` raises for a batch of several items, each item
     is written again alone, so one bad item does not fail the others; a ``StorageError`` (the
     database unreachable) is every item's answer at once.
+
+    A caller cancelled while its item waits takes the item out of the queue; one cancelled while
+    its item is being written leaves it written, and ``abandon`` (if given) is called with
+    those answers to undo them.
     """
 
-    def __init__(self, write: Callable[[list[T]], Awaitable[Sequence[R | Exception]]]) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
+        abandon: Callable[[list[R]], Awaitable[None]] | None = None,
+    ) -> None:
         self._write = write
+        self._abandon = abandon
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -40,21 +49,28 @@ class Batches(Generic[T, R]):
         self._queue.append((item, future))
         if self._task is None:
             self._task = asyncio.create_task(self._drain(), name="chat-shell postgres batches")
-        # shielded: a caller that gives up does not cancel the batch the others wait for
-        return await asyncio.shield(future)
+        # a caller that gives up cancels its own future only, never the batch others wait for
+        return await future
 
     async def _drain(self) -> None:
         try:
             while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                waiting = [(item, future) for item, future in self._queue if not future.done()]
+                batch, self._queue = waiting[:MAX_BATCH], waiting[MAX_BATCH:]
+                if not batch:
+                    break
                 answers = await self._answers([item for item, _ in batch])
+                abandoned: list[R] = []
                 for (_, future), answer in zip(batch, answers, strict=True):
-                    if future.done():
-                        continue
                     if isinstance(answer, Exception):
-                        future.set_exception(answer)
+                        if not future.done():
+                            future.set_exception(answer)
+                    elif future.done():
+                        abandoned.append(answer)  # written for a caller that is gone
                     else:
                         future.set_result(answer)
+                if abandoned and self._abandon is not None:
+                    await self._abandon(abandoned)
         finally:
             self._task = None
             if self._queue:  # cancelled (the store is closing): nobody waits forever

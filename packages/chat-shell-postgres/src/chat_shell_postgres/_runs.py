@@ -178,7 +178,9 @@ class PostgresRunStore(RunStore):
         self._waiters = _Waiters()
         self._closed = False
         # bursts of claims and of ends go to the database together (see _batches)
-        self._claims: Batches[tuple[RunInfo, float], RunInfo] = Batches(self._create_runs)
+        self._claims: Batches[tuple[RunInfo, float], RunInfo] = Batches(
+            self._create_runs, abandon=self._forget_claims
+        )
         self._ends: Batches[tuple[str, Sequence[ChatEvent], RunInfo], bool] = Batches(
             self._finish_runs
         )
@@ -358,6 +360,19 @@ class PostgresRunStore(RunStore):
                 busy = holding.get(info.session_id, "")
                 answers.append(SessionBusyError(info.session_id, busy))
         return answers
+
+    async def _forget_claims(self, claims: list[RunInfo]) -> None:
+        """Take back claims whose caller was cancelled while they were written (a run nobody
+        runs would hold its session until its lease lapsed)."""
+        try:
+            async with self._transaction(begin=False) as conn:
+                await conn.execute(
+                    "DELETE FROM chat_shell_runs WHERE run_id = ANY(%s) AND NOT done"
+                    " AND last_seq = -1",
+                    ([info.run_id for info in claims],),
+                )
+        except StorageError as exc:
+            logger.warning("could not take back %d abandoned claims: %s", len(claims), exc)
 
     async def append_events(
         self, run_id: str, events: Sequence[ChatEvent], info: RunInfo | None = None
