@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import psycopg
@@ -348,3 +348,26 @@ async def test_a_claim_whose_caller_gives_up_is_taken_back(
     assert await two.session_run("held-by-admin") is None
     again = await two.create_run(_info("held-by-admin"), lease_seconds=30)
     assert await one.session_run("held-by-admin") == again.run_id
+
+
+async def test_batches_cancelled_mid_write_leave_no_caller_waiting() -> None:
+    from chat_shell_postgres._batches import Batches
+
+    started = asyncio.Event()
+
+    async def write(items: list[int]) -> Sequence[int | Exception]:
+        started.set()
+        await asyncio.sleep(3600)
+        return items
+
+    batches: Batches[int, int] = Batches(write)
+    caller = asyncio.create_task(batches.submit(1))
+    await asyncio.wait_for(started.wait(), 5)
+    queued = asyncio.create_task(batches.submit(2))
+    await asyncio.sleep(0)
+    drain = batches._task
+    assert drain is not None
+    drain.cancel()  # the loop shutting down under it
+    for task in (caller, queued):
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)

@@ -53,6 +53,7 @@ class Batches(Generic[T, R]):
         return await future
 
     async def _drain(self) -> None:
+        batch: list[tuple[T, asyncio.Future[R]]] = []
         try:
             while self._queue:
                 waiting = [(item, future) for item, future in self._queue if not future.done()]
@@ -73,11 +74,11 @@ class Batches(Generic[T, R]):
                     await self._abandon(abandoned)
         finally:
             self._task = None
-            if self._queue:  # cancelled (the store is closing): nobody waits forever
-                waiting, self._queue = self._queue, []
-                for _, future in waiting:
-                    if not future.done():
-                        future.cancel()
+            # cancelled (the store is closing): nobody waits forever, for this batch or the next
+            left, self._queue = [*batch, *self._queue], []
+            for _, future in left:
+                if not future.done():
+                    future.cancel()
 
     async def _answers(self, items: list[T]) -> Sequence[R | Exception]:
         try:
