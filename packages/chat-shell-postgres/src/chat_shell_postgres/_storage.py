@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
 from chat_shell import (
     HistoryStorage,
-    ImportReport,
     Message,
     NotFoundError,
     SearchHit,
@@ -19,8 +18,6 @@ from chat_shell import (
     StorageError,
     StorageProvider,
     UserError,
-    export_sessions,
-    import_sessions,
     validate_session_id,
 )
 from chat_shell._storage.contract import check_keep
@@ -289,16 +286,6 @@ class PostgresHistoryStorage(HistoryStorage):
             rows = await cursor.fetchall()
         return search_hits(self.where, rows, content_encoded=True)
 
-    def export_sessions(self, session_ids: Iterable[str] | None = None) -> AsyncIterator[str]:
-        """The sessions (all, or ``session_ids``) as JSON Lines; see ``chat_shell`` transfer."""
-        return export_sessions(self, session_ids)
-
-    async def import_sessions(
-        self, lines: str | Iterable[str] | AsyncIterable[str]
-    ) -> ImportReport:
-        """Import JSON Lines from any backend's export; existing sessions are skipped."""
-        return await import_sessions(self, lines)
-
     async def import_session(self, info: SessionInfo, messages: Sequence[Message]) -> bool:
         """Store a session exactly as given unless its id exists (one atomic step)."""
         session_id = validate_session_id(info.id)
@@ -382,24 +369,3 @@ class PostgresStorage(StorageProvider):
     async def __aenter__(self) -> PostgresStorage:
         await self.initialize()
         return self
-
-    async def search(
-        self,
-        text: str,
-        *,
-        limit: int = 20,
-        owner: str | None = None,
-        session_id: str | None = None,
-    ) -> list[SearchHit]:
-        """See ``PostgresHistoryStorage.search``."""
-        return await self.history.search(text, limit=limit, owner=owner, session_id=session_id)
-
-    def export_sessions(self, session_ids: Iterable[str] | None = None) -> AsyncIterator[str]:
-        """See ``PostgresHistoryStorage.export_sessions``."""
-        return self.history.export_sessions(session_ids)
-
-    async def import_sessions(
-        self, lines: str | Iterable[str] | AsyncIterable[str]
-    ) -> ImportReport:
-        """See ``PostgresHistoryStorage.import_sessions``."""
-        return await self.history.import_sessions(lines)

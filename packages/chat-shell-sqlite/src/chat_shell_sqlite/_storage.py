@@ -10,13 +10,12 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from chat_shell import (
     HistoryStorage,
-    ImportReport,
     Message,
     ModelUsage,
     NotFoundError,
@@ -28,8 +27,6 @@ from chat_shell import (
     StorageProvider,
     UserError,
     default_home,
-    export_sessions,
-    import_sessions,
     validate_session_id,
 )
 from chat_shell._storage.contract import check_keep
@@ -668,16 +665,6 @@ class SQLiteHistoryStorage(HistoryStorage):
 
         return await self._run(read)
 
-    def export_sessions(self, session_ids: Iterable[str] | None = None) -> AsyncIterator[str]:
-        """The sessions (all, or ``session_ids``) as JSON Lines; see ``chat_shell`` transfer."""
-        return export_sessions(self, session_ids)
-
-    async def import_sessions(
-        self, lines: str | Iterable[str] | AsyncIterable[str]
-    ) -> ImportReport:
-        """Import JSON Lines from any backend's export; existing sessions are skipped."""
-        return await import_sessions(self, lines)
-
     async def import_session(self, info: SessionInfo, messages: Sequence[Message]) -> bool:
         """Store a session exactly as given unless its id exists (one atomic step)."""
         session_id = validate_session_id(info.id)
@@ -796,24 +783,3 @@ class SQLiteStorage(StorageProvider):
     async def __aenter__(self) -> SQLiteStorage:
         await self.initialize()
         return self
-
-    async def search(
-        self,
-        text: str,
-        *,
-        limit: int = 20,
-        owner: str | None = None,
-        session_id: str | None = None,
-    ) -> list[SearchHit]:
-        """See ``SQLiteHistoryStorage.search``."""
-        return await self.history.search(text, limit=limit, owner=owner, session_id=session_id)
-
-    def export_sessions(self, session_ids: Iterable[str] | None = None) -> AsyncIterator[str]:
-        """See ``SQLiteHistoryStorage.export_sessions``."""
-        return self.history.export_sessions(session_ids)
-
-    async def import_sessions(
-        self, lines: str | Iterable[str] | AsyncIterable[str]
-    ) -> ImportReport:
-        """See ``SQLiteHistoryStorage.import_sessions``."""
-        return await self.history.import_sessions(lines)

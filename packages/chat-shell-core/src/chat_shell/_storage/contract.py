@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -13,6 +13,7 @@ from .._messages import Message, SessionInfo
 
 if TYPE_CHECKING:
     from .._usage import SessionUsage
+    from .transfer import ImportReport
 
 __all__ = ["HistoryStorage", "SearchHit", "StorageProvider", "check_keep"]
 
@@ -145,6 +146,21 @@ class HistoryStorage(ABC):
 
         return await scan_for_words(self, text, limit=limit, owner=owner, session_id=session_id)
 
+    def export_sessions(self, session_ids: Iterable[str] | None = None) -> AsyncIterator[str]:
+        """The sessions (all, or ``session_ids``) as JSON Lines (``chat_shell.export_sessions``)."""
+        from .transfer import export_sessions
+
+        return export_sessions(self, session_ids)
+
+    async def import_sessions(
+        self, lines: str | Iterable[str] | AsyncIterable[str]
+    ) -> ImportReport:
+        """Import JSON Lines from any backend's export; existing sessions are skipped
+        (``chat_shell.import_sessions``)."""
+        from .transfer import import_sessions
+
+        return await import_sessions(self, lines)
+
     async def get_usage(self, session_id: str) -> SessionUsage:
         """Token totals of the session's model answers, by model (``metadata["model"]`` and
         ``metadata["usage"]`` of its messages), without prices; an unknown session has none.
@@ -190,6 +206,27 @@ class StorageProvider(ABC):
         except Exception:
             return False
         return True
+
+    async def search(
+        self,
+        text: str,
+        *,
+        limit: int = 20,
+        owner: str | None = None,
+        session_id: str | None = None,
+    ) -> list[SearchHit]:
+        """``history.search``: see ``HistoryStorage.search``."""
+        return await self.history.search(text, limit=limit, owner=owner, session_id=session_id)
+
+    def export_sessions(self, session_ids: Iterable[str] | None = None) -> AsyncIterator[str]:
+        """``history.export_sessions``: see ``HistoryStorage.export_sessions``."""
+        return self.history.export_sessions(session_ids)
+
+    async def import_sessions(
+        self, lines: str | Iterable[str] | AsyncIterable[str]
+    ) -> ImportReport:
+        """``history.import_sessions``: see ``HistoryStorage.import_sessions``."""
+        return await self.history.import_sessions(lines)
 
     async def __aenter__(self) -> StorageProvider:
         await self.initialize()
